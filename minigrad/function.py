@@ -1,0 +1,126 @@
+"""The ``Function`` base class: one differentiable op, forward and backward.
+
+A subclass writes two methods on backend arrays (never on Tensors):
+
+    forward(*xs)  -> y or (y1, y2, ...)     the op itself
+    backward(*gys) -> gx or (gx1, gx2, ...) the vector-Jacobian product:
+                      given gy = dL/dy for every output, return dL/dx for every
+                      input (``None`` for an input that needs no gradient)
+
+Arrays that backward needs are stored with ``self.save_for_backward(...)`` and
+read back as ``self.saved``; the engine drops them after ``backward()`` unless
+``retain_graph=True``, which is what frees a graph's memory.
+
+Calling a Function (``Exp()(x)``) runs forward and, when grad mode is on and an
+input requires grad, records the call as the ``creator`` of its outputs: that
+record is the graph that ``Tensor.backward()`` walks.
+"""
+import contextlib
+import weakref
+
+from minigrad.backend import BackendError, backend_of
+from minigrad.tensor import Tensor, as_tensor
+
+__all__ = ["Function", "no_grad", "enable_grad", "is_grad_enabled"]
+
+_grad_enabled = True
+
+
+def is_grad_enabled():
+    """Whether ops now record the graph (False inside ``no_grad()``)."""
+    return _grad_enabled
+
+
+@contextlib.contextmanager
+def _grad_mode(enabled):
+    global _grad_enabled
+    previous = _grad_enabled
+    _grad_enabled = enabled
+    try:
+        yield
+    finally:
+        _grad_enabled = previous
+
+
+def no_grad():
+    """Context manager: ops inside record no graph and return tensors without grad."""
+    return _grad_mode(False)
+
+
+def enable_grad():
+    """Context manager: record the graph again inside a ``no_grad()`` block."""
+    return _grad_mode(True)
+
+
+class Function:
+    """Base class of every differentiable op (see the module docstring)."""
+
+    def __call__(self, *inputs):
+        inputs = _same_backend_tensors(inputs, type(self).__name__)
+        _check_float_dtypes(inputs, type(self).__name__)
+        self.needs_input_grad = tuple(x.requires_grad for x in inputs)
+        self._saved = ()
+        ys = self.forward(*[x.data for x in inputs])
+        single = not isinstance(ys, tuple)
+        ys = (ys,) if single else ys
+
+        requires_grad = _grad_enabled and any(self.needs_input_grad)
+        outputs = tuple(Tensor(y, requires_grad=requires_grad) for y in ys)
+        if requires_grad:
+            self.inputs = inputs
+            # Weak references: the graph must not keep an unused output alive.
+            self.outputs = [weakref.ref(t) for t in outputs]
+            self.output_meta = [(y.shape, y.dtype) for y in ys]
+            self.freed = False
+            for t in outputs:
+                t.creator = self
+        else:
+            self._saved = None            # nothing will call backward: drop buffers
+        return outputs[0] if single else outputs
+
+    # -- what subclasses write -------------------------------------------------
+    def forward(self, *xs):
+        raise NotImplementedError
+
+    def backward(self, *gys):
+        raise NotImplementedError
+
+    # -- buffers kept for backward --------------------------------------------
+    def save_for_backward(self, *arrays):
+        """Keep ``arrays`` until backward; the engine frees them afterwards."""
+        self._saved = arrays
+
+    @property
+    def saved(self):
+        return self._saved
+
+    def release(self):
+        """Drop the saved buffers: called by the engine after backward."""
+        self._saved = None
+        self.freed = True
+
+    def __repr__(self):
+        return f"<{type(self).__name__}>"
+
+
+def _same_backend_tensors(inputs, op_name):
+    """Inputs as Tensors, all on one backend; never an implicit copy between two."""
+    like = next((x for x in inputs if isinstance(x, Tensor)), None)
+    tensors = tuple(x if isinstance(x, Tensor) else as_tensor(x, like=like) for x in inputs)
+    backends = {backend_of(t.data).name for t in tensors}
+    if len(backends) > 1:
+        raise BackendError(
+            f"{op_name}: expected all inputs on one backend, got tensors on "
+            f"{' and '.join(sorted(backends))}; move them with .to(...) first"
+        )
+    return tensors
+
+
+def _check_float_dtypes(inputs, op_name):
+    """Refuse float32 mixed with float64: NumPy would silently upcast."""
+    floats = {str(t.dtype) for t in inputs if t.dtype.kind == "f"}
+    if len(floats) > 1:
+        raise TypeError(
+            f"{op_name}: expected inputs of one float dtype, got {' and '.join(sorted(floats))}; "
+            "convert one with .astype(...) (minigrad never up- or downcasts silently)"
+        )

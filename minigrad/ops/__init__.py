@@ -1,0 +1,26 @@
+"""The differentiable ops, by kind. Each is a ``Function`` with forward and backward.
+
+    elementwise   add sub mul div neg pow exp log sqrt abs tanh sigmoid relu gelu
+                  maximum minimum where clip astype
+    reductions    sum mean max var logsumexp
+    shape         reshape transpose swapaxes getitem concatenate stack split
+                  broadcast_to expand_dims squeeze pad to_backend
+    linalg        matmul
+    fused (nn)    softmax log_softmax cross_entropy embedding dropout layer_norm,
+                  each with a ``*_composed`` reference built from the ops above
+"""
+from minigrad.ops.elementwise import (
+    abs, add, astype, clip, div, exp, gelu, log, maximum, minimum, mul, neg, pow,
+    relu, sigmoid, sqrt, sub, tanh, where,
+)
+from minigrad.ops.reductions import logsumexp, max, mean, sum, var
+from minigrad.ops.shape import (
+    broadcast_to, concatenate, expand_dims, getitem, pad, reshape, split, squeeze,
+    stack, swapaxes, to_backend, transpose,
+)
+from minigrad.ops.linalg import matmul
+from minigrad.ops.softmax import log_softmax, log_softmax_composed, softmax, softmax_composed
+from minigrad.ops.cross_entropy import cross_entropy, cross_entropy_composed
+from minigrad.ops.embedding import embedding, embedding_composed
+from minigrad.ops.dropout import dropout, dropout_composed, dropout_mask
+from minigrad.ops.layer_norm import layer_norm, layer_norm_composed

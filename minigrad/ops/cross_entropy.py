@@ -1,0 +1,133 @@
+"""Cross-entropy between logits and class indices, fused with log-softmax.
+
+For one example with logits x (C classes) and target class t:
+
+    log p = log_softmax(x)
+    loss  = -(1 - eps) log p_t - (eps / C) sum_c log p_c     (label smoothing eps)
+
+that is, the cross-entropy against q = (1 - eps) onehot(t) + eps / C (Szegedy et
+al., 2016, "Rethinking the Inception Architecture", sec. 7). Its gradient is the
+famous closed form
+
+    d loss / d x = softmax(x) - q
+
+Examples whose target is ``ignore_index`` (padding) add nothing to the loss or
+the gradient; ``reduction="mean"`` divides by the number of the others, as PyTorch
+does (so a batch with every target ignored gives NaN, also as PyTorch).
+"""
+from minigrad.backend import get_array_module
+from minigrad.function import Function
+from minigrad.ops.reductions import logsumexp_array
+from minigrad.tensor import as_tensor
+
+__all__ = ["cross_entropy", "cross_entropy_composed"]
+
+
+class CrossEntropy(Function):
+    """loss = cross-entropy of logits (N, C) against targets (N,) (see module docstring)."""
+
+    def __init__(self, ignore_index, label_smoothing, reduction):
+        self.ignore_index = ignore_index
+        self.eps = label_smoothing
+        self.reduction = reduction
+
+    def forward(self, logits, target):
+        xp = get_array_module(logits)
+        N, C = logits.shape
+        log_p = logits - logsumexp_array(logits, 1)              # (N, C)
+        valid = target != self.ignore_index                       # (N,)
+        t = xp.where(valid, target, 0)                            # (N,) safe to index with
+        nll = -log_p[xp.arange(N), t]                             # (N,)
+        loss = (1 - self.eps) * nll - (self.eps / C) * log_p.sum(axis=1)
+        loss = xp.where(valid, loss, 0)                           # (N,)
+        self.save_for_backward(log_p, t, valid)
+        if self.reduction == "none":
+            return loss
+        if self.reduction == "sum":
+            return loss.sum()
+        self.count = valid.sum()
+        return loss.sum() / self.count.astype(loss.dtype)         # () mean over valid targets
+
+    def backward(self, gy):
+        log_p, t, valid = self.saved
+        xp = get_array_module(log_p)
+        N, C = log_p.shape
+        q = xp.full(log_p.shape, self.eps / C, dtype=log_p.dtype)     # (N, C)
+        q[xp.arange(N), t] += 1 - self.eps
+        # d loss_n / d x_n = softmax(x_n) - q_n, and 0 for an ignored example
+        g_logits = (xp.exp(log_p) - q) * valid[:, None]                # (N, C)
+        if self.reduction == "none":
+            return g_logits * gy[:, None], None
+        if self.reduction == "mean":
+            gy = gy / self.count.astype(gy.dtype)
+        return g_logits * gy, None
+
+
+def cross_entropy(logits, target, ignore_index=-100, label_smoothing=0.0, reduction="mean"):
+    """Cross-entropy loss of unnormalised ``logits`` against class indices ``target``.
+
+    Shapes as in PyTorch: logits (N, C) with target (N,); logits (C,) with a scalar
+    target; or logits (N, C, d1, ...) with target (N, d1, ...), the class axis
+    second. ``reduction="none"`` returns one loss per target, of the target's shape.
+    """
+    logits = as_tensor(logits)
+    target = as_tensor(target, like=logits)
+    _check(logits, target, label_smoothing, reduction)
+    C = logits.shape[0] if logits.ndim == 1 else logits.shape[1]
+    if logits.ndim == 1:                                          # (C,) -> (1, C)
+        flat_logits = logits.reshape(1, C)
+    else:                                                         # (N, C, d...) -> (N d..., C)
+        flat_logits = logits.transpose(0, *range(2, logits.ndim), 1).reshape(-1, C)
+    flat_target = target.reshape(-1)
+    _check_range(flat_target, C, ignore_index)
+    loss = CrossEntropy(ignore_index, label_smoothing, reduction)(flat_logits, flat_target)
+    return loss.reshape(target.shape) if reduction == "none" else loss
+
+
+def _check(logits, target, label_smoothing, reduction):
+    if reduction not in ("mean", "sum", "none"):
+        raise ValueError(f"cross_entropy: reduction must be 'mean', 'sum' or 'none', got {reduction!r}")
+    if not 0.0 <= label_smoothing <= 1.0:
+        raise ValueError(f"cross_entropy: label_smoothing must be in [0, 1], got {label_smoothing}")
+    if logits.dtype.kind != "f":
+        raise TypeError(f"cross_entropy: expected float logits, got dtype {logits.dtype}")
+    if target.dtype.kind not in "iu":
+        raise TypeError(
+            f"cross_entropy: expected integer class indices as target, got dtype {target.dtype}"
+        )
+    expected = () if logits.ndim == 1 else (logits.shape[0],) + logits.shape[2:]
+    if target.shape != expected:
+        raise ValueError(
+            f"cross_entropy: logits of shape {logits.shape} need a target of shape "
+            f"{expected}, got {target.shape}"
+        )
+
+
+def _check_range(target, C, ignore_index):
+    data = target.data
+    bad = (data != ignore_index) & ((data < 0) | (data >= C))
+    if bool(bad.any()):
+        first = int(data[bad][0])
+        raise IndexError(
+            f"cross_entropy: target {first} is out of range: expected a class in "
+            f"[0, {C}) or ignore_index={ignore_index}"
+        )
+
+
+def cross_entropy_composed(logits, target, ignore_index=-100, label_smoothing=0.0, reduction="mean"):
+    """The same loss for logits (N, C), from primitive ops (the test oracle)."""
+    from minigrad.ops.softmax import log_softmax_composed
+    N, C = logits.shape
+    log_p = log_softmax_composed(logits, axis=1)                  # (N, C)
+    target = as_tensor(target, like=logits)
+    valid = (target != ignore_index).data                         # (N,)
+    xp = get_array_module(valid)
+    t = xp.where(valid, target.data, 0)
+    nll = -log_p[xp.arange(N), t]                                 # (N,)
+    loss = (1 - label_smoothing) * nll - (label_smoothing / C) * log_p.sum(axis=1)
+    loss = loss * valid.astype(loss.dtype)
+    if reduction == "none":
+        return loss
+    if reduction == "sum":
+        return loss.sum()
+    return loss.sum() / float(valid.sum())

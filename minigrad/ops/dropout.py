@@ -1,0 +1,47 @@
+"""Dropout (Srivastava et al., 2014, JMLR 15): zero each element with probability p.
+
+    y = x * m / (1 - p),   m_i ~ Bernoulli(1 - p)
+
+The kept elements are scaled by 1 / (1 - p) ("inverted dropout") so that the
+expected value of y is x and nothing changes at evaluation time.
+"""
+from minigrad.backend import backend_of
+from minigrad.function import Function
+from minigrad.tensor import Tensor
+
+__all__ = ["dropout", "dropout_mask", "dropout_composed"]
+
+
+class Dropout(Function):
+    """y = x * mask * scale for a given boolean ``mask`` and ``scale = 1 / (1 - p)``."""
+
+    def __init__(self, mask, scale):
+        self.mask, self.scale = mask, scale
+
+    def forward(self, x):
+        return x * self.mask * self.scale
+
+    def backward(self, gy):
+        # dy/dx = mask * scale
+        return gy * self.mask * self.scale
+
+
+def dropout_mask(x, p):
+    """A boolean keep-mask of x's shape, True with probability 1 - p (the backend's rng)."""
+    backend = backend_of(x.data)
+    return backend.rng.random(x.shape, dtype=x.dtype) >= p
+
+
+def dropout(x, p=0.5, training=True):
+    """Inverted dropout; the identity when not ``training`` or when p = 0."""
+    if not 0.0 <= p <= 1.0:
+        raise ValueError(f"dropout: p must be a probability in [0, 1], got {p}")
+    if not training or p == 0.0:
+        return x
+    scale = 0.0 if p == 1.0 else 1.0 / (1.0 - p)      # p = 1 drops everything
+    return Dropout(dropout_mask(x, p), scale)(x)
+
+
+def dropout_composed(x, mask, p):
+    """x * mask / (1 - p) from primitive ops, for a given mask (the test oracle)."""
+    return x * Tensor(mask.astype(x.dtype)) * (1.0 / (1.0 - p))

@@ -1,0 +1,463 @@
+"""Elementwise ops: y_i = f(x_i), with NumPy broadcasting for two operands.
+
+Each class is one op, forward then backward; above each backward line the
+derivative it computes. Broadcasting in forward is undone in backward by
+``sum_to`` (an input copied along an axis collects the gradients of its copies).
+"""
+import math
+
+from minigrad.backend import backend_of, get_array_module
+from minigrad.function import Function
+from minigrad.ops._util import sum_to
+from minigrad.tensor import Tensor, as_tensor
+
+__all__ = [
+    "add", "sub", "mul", "div", "neg", "pow", "exp", "log", "sqrt", "abs",
+    "tanh", "sigmoid", "relu", "gelu", "maximum", "minimum", "where", "clip", "astype",
+]
+
+
+# --------------------------------------------------------------------------- #
+# Arithmetic
+# --------------------------------------------------------------------------- #
+
+class Add(Function):
+    """y = a + b."""
+
+    def forward(self, a, b):
+        self.shapes = a.shape, b.shape
+        return a + b
+
+    def backward(self, gy):
+        a_shape, b_shape = self.shapes
+        # dy/da = 1, dy/db = 1
+        return sum_to(gy, a_shape), sum_to(gy, b_shape)
+
+
+class Sub(Function):
+    """y = a - b."""
+
+    def forward(self, a, b):
+        self.shapes = a.shape, b.shape
+        return a - b
+
+    def backward(self, gy):
+        a_shape, b_shape = self.shapes
+        # dy/da = 1, dy/db = -1
+        return sum_to(gy, a_shape), sum_to(-gy, b_shape)
+
+
+class Mul(Function):
+    """y = a * b."""
+
+    def forward(self, a, b):
+        self.save_for_backward(a, b)
+        return a * b
+
+    def backward(self, gy):
+        a, b = self.saved
+        # dy/da = b, dy/db = a
+        ga = sum_to(gy * b, a.shape) if self.needs_input_grad[0] else None
+        gb = sum_to(gy * a, b.shape) if self.needs_input_grad[1] else None
+        return ga, gb
+
+
+class Div(Function):
+    """y = a / b."""
+
+    def forward(self, a, b):
+        self.save_for_backward(a, b)
+        return a / b
+
+    def backward(self, gy):
+        a, b = self.saved
+        # dy/da = 1/b
+        ga = sum_to(gy / b, a.shape) if self.needs_input_grad[0] else None
+        # dy/db = -a/b^2
+        gb = sum_to(-gy * a / (b * b), b.shape) if self.needs_input_grad[1] else None
+        return ga, gb
+
+
+class Neg(Function):
+    """y = -x."""
+
+    def forward(self, x):
+        return -x
+
+    def backward(self, gy):
+        # dy/dx = -1
+        return -gy
+
+
+class Pow(Function):
+    """y = a ** b (b a tensor or a number)."""
+
+    def forward(self, a, b):
+        y = a ** b
+        self.save_for_backward(a, b, y)
+        return y
+
+    def backward(self, gy):
+        a, b, y = self.saved
+        xp = get_array_module(gy)
+        # dy/da = b a^(b-1)
+        ga = sum_to(gy * b * a ** (b - 1), a.shape) if self.needs_input_grad[0] else None
+        # dy/db = a^b ln a
+        gb = sum_to(gy * y * xp.log(a), b.shape) if self.needs_input_grad[1] else None
+        return ga, gb
+
+
+# --------------------------------------------------------------------------- #
+# Transcendental functions and activations
+# --------------------------------------------------------------------------- #
+
+class Exp(Function):
+    """y = e^x."""
+
+    def forward(self, x):
+        y = get_array_module(x).exp(x)
+        self.save_for_backward(y)
+        return y
+
+    def backward(self, gy):
+        y, = self.saved
+        # dy/dx = e^x = y
+        return gy * y
+
+
+class Log(Function):
+    """y = ln x."""
+
+    def forward(self, x):
+        self.save_for_backward(x)
+        return get_array_module(x).log(x)
+
+    def backward(self, gy):
+        x, = self.saved
+        # dy/dx = 1/x
+        return gy / x
+
+
+class Sqrt(Function):
+    """y = sqrt(x)."""
+
+    def forward(self, x):
+        y = get_array_module(x).sqrt(x)
+        self.save_for_backward(y)
+        return y
+
+    def backward(self, gy):
+        y, = self.saved
+        # dy/dx = 1 / (2 sqrt(x)) = 1 / (2y)
+        return gy / (2 * y)
+
+
+class Abs(Function):
+    """y = |x|; its derivative at 0 is taken as 0, as in PyTorch."""
+
+    def forward(self, x):
+        self.save_for_backward(x)
+        return get_array_module(x).abs(x)
+
+    def backward(self, gy):
+        x, = self.saved
+        # dy/dx = sign(x)
+        return gy * get_array_module(x).sign(x)
+
+
+class Tanh(Function):
+    """y = tanh x."""
+
+    def forward(self, x):
+        y = get_array_module(x).tanh(x)
+        self.save_for_backward(y)
+        return y
+
+    def backward(self, gy):
+        y, = self.saved
+        # dy/dx = 1 - tanh^2 x = 1 - y^2
+        return gy * (1 - y * y)
+
+
+class Sigmoid(Function):
+    """y = 1 / (1 + e^-x)."""
+
+    def forward(self, x):
+        xp = get_array_module(x)
+        # Stable form: with e = e^-|x|, y = 1/(1+e) for x >= 0 and e/(1+e) for x < 0;
+        # e^-|x| never overflows, and tiny y for very negative x keep their digits.
+        e = xp.exp(-xp.abs(x))
+        y = xp.where(x >= 0, 1 / (1 + e), e / (1 + e))
+        self.save_for_backward(y)
+        return y
+
+    def backward(self, gy):
+        y, = self.saved
+        # dy/dx = y (1 - y)
+        return gy * y * (1 - y)
+
+
+class ReLU(Function):
+    """y = max(x, 0)."""
+
+    def forward(self, x):
+        y = get_array_module(x).maximum(x, 0)
+        self.save_for_backward(y)
+        return y
+
+    def backward(self, gy):
+        y, = self.saved
+        # dy/dx = 1 if x > 0 else 0   (y > 0 exactly where x > 0)
+        return gy * (y > 0)
+
+
+class GELU(Function):
+    """y = x Phi(x), Phi the standard normal CDF (Hendrycks & Gimpel, 2016).
+
+    approximate="none":  Phi(x) = (1 + erf(x / sqrt 2)) / 2              (exact)
+    approximate="tanh":  Phi(x) ~ (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))) / 2
+    """
+
+    _SQRT_2_OVER_PI = math.sqrt(2.0 / math.pi)   # Python floats: they keep float32 float32
+    _INV_SQRT_2PI = 1.0 / math.sqrt(2.0 * math.pi)
+    _INV_SQRT_2 = 1.0 / math.sqrt(2.0)
+
+    def __init__(self, approximate="none"):
+        if approximate not in ("none", "tanh"):
+            raise ValueError(f"gelu: approximate must be 'none' or 'tanh', got {approximate!r}")
+        self.approximate = approximate
+
+    def forward(self, x):
+        xp = get_array_module(x)
+        self.save_for_backward(x)
+        if self.approximate == "tanh":
+            t = xp.tanh(self._SQRT_2_OVER_PI * (x + 0.044715 * x ** 3))
+            return 0.5 * x * (1 + t)
+        cdf = 0.5 * (1 + backend_of(x).erf(x * self._INV_SQRT_2))
+        return x * cdf
+
+    def backward(self, gy):
+        x, = self.saved
+        xp = get_array_module(x)
+        if self.approximate == "tanh":
+            u = self._SQRT_2_OVER_PI * (x + 0.044715 * x ** 3)
+            t = xp.tanh(u)
+            du = self._SQRT_2_OVER_PI * (1 + 3 * 0.044715 * x * x)
+            # dy/dx = (1 + t)/2 + x/2 (1 - t^2) du/dx
+            return gy * (0.5 * (1 + t) + 0.5 * x * (1 - t * t) * du)
+        cdf = 0.5 * (1 + backend_of(x).erf(x * self._INV_SQRT_2))
+        pdf = self._INV_SQRT_2PI * xp.exp(-0.5 * x * x)
+        # dy/dx = Phi(x) + x phi(x)
+        return gy * (cdf + x * pdf)
+
+
+# --------------------------------------------------------------------------- #
+# Selection
+# --------------------------------------------------------------------------- #
+
+class Maximum(Function):
+    """y = max(a, b) elementwise; at a tie each operand gets half the gradient (as PyTorch)."""
+
+    def forward(self, a, b):
+        self.save_for_backward(a, b)
+        return get_array_module(a).maximum(a, b)
+
+    def backward(self, gy):
+        a, b = self.saved
+        xp = get_array_module(gy)
+        # dy/da = 1 where a > b, 1/2 where a = b, 0 where a < b; dy/db = 1 - dy/da
+        share_a = xp.where(a > b, 1.0, xp.where(a == b, 0.5, 0.0)).astype(gy.dtype)
+        ga = sum_to(gy * share_a, a.shape)
+        gb = sum_to(gy * (1 - share_a), b.shape)
+        return ga, gb
+
+
+class Minimum(Function):
+    """y = min(a, b) elementwise; at a tie each operand gets half the gradient (as PyTorch)."""
+
+    def forward(self, a, b):
+        self.save_for_backward(a, b)
+        return get_array_module(a).minimum(a, b)
+
+    def backward(self, gy):
+        a, b = self.saved
+        xp = get_array_module(gy)
+        # dy/da = 1 where a < b, 1/2 where a = b, 0 where a > b; dy/db = 1 - dy/da
+        share_a = xp.where(a < b, 1.0, xp.where(a == b, 0.5, 0.0)).astype(gy.dtype)
+        ga = sum_to(gy * share_a, a.shape)
+        gb = sum_to(gy * (1 - share_a), b.shape)
+        return ga, gb
+
+
+class Where(Function):
+    """y = a where condition else b."""
+
+    def forward(self, condition, a, b):
+        self.save_for_backward(condition)
+        self.shapes = a.shape, b.shape
+        return get_array_module(a).where(condition, a, b)
+
+    def backward(self, gy):
+        condition, = self.saved
+        a_shape, b_shape = self.shapes
+        xp = get_array_module(gy)
+        # dy/da = 1 where condition, dy/db = 1 elsewhere
+        ga = sum_to(xp.where(condition, gy, 0), a_shape)
+        gb = sum_to(xp.where(condition, 0, gy), b_shape)
+        return None, ga, gb
+
+
+class Clip(Function):
+    """y = min(max(x, low), high); None leaves that side open."""
+
+    def __init__(self, low, high):
+        self.low, self.high = low, high
+
+    def forward(self, x):
+        self.save_for_backward(x)
+        return get_array_module(x).clip(x, self.low, self.high)
+
+    def backward(self, gy):
+        x, = self.saved
+        inside = get_array_module(x).ones_like(x, dtype=bool)
+        if self.low is not None:
+            inside = inside & (x >= self.low)
+        if self.high is not None:
+            inside = inside & (x <= self.high)
+        # dy/dx = 1 inside [low, high], 0 outside
+        return gy * inside
+
+
+class AsType(Function):
+    """y = x converted to another dtype; the gradient is converted back."""
+
+    def __init__(self, dtype):
+        self.dtype = dtype
+
+    def forward(self, x):
+        self.x_dtype = x.dtype
+        return x.astype(self.dtype)
+
+    def backward(self, gy):
+        # dy/dx = 1
+        return gy.astype(self.x_dtype)
+
+
+# --------------------------------------------------------------------------- #
+# The functions users call
+# --------------------------------------------------------------------------- #
+
+def _operands(a, b):
+    """Two operands as Tensors of one dtype when one is float and the other is not.
+
+    NumPy would turn int64 + float32 into float64; minigrad gives float32, as
+    PyTorch does. Two different float dtypes are refused by ``Function``.
+    """
+    like = a if isinstance(a, Tensor) else b if isinstance(b, Tensor) else None
+    a, b = as_tensor(a, like=like), as_tensor(b, like=like)
+    if a.dtype.kind == "f" and b.dtype.kind != "f":
+        b = Tensor(b.data.astype(a.dtype))
+    elif b.dtype.kind == "f" and a.dtype.kind != "f":
+        a = Tensor(a.data.astype(b.dtype))
+    return a, b
+
+
+def add(a, b):
+    """a + b, broadcast."""
+    return Add()(*_operands(a, b))
+
+
+def sub(a, b):
+    """a - b, broadcast."""
+    return Sub()(*_operands(a, b))
+
+
+def mul(a, b):
+    """a * b, broadcast."""
+    return Mul()(*_operands(a, b))
+
+
+def div(a, b):
+    """a / b, broadcast."""
+    return Div()(*_operands(a, b))
+
+
+def neg(x):
+    """-x."""
+    return Neg()(x)
+
+
+def pow(a, b):
+    """a ** b, broadcast."""
+    return Pow()(*_operands(a, b))
+
+
+def exp(x):
+    """e^x."""
+    return Exp()(x)
+
+
+def log(x):
+    """Natural logarithm."""
+    return Log()(x)
+
+
+def sqrt(x):
+    """Square root."""
+    return Sqrt()(x)
+
+
+def abs(x):
+    """|x|."""
+    return Abs()(x)
+
+
+def tanh(x):
+    """Hyperbolic tangent."""
+    return Tanh()(x)
+
+
+def sigmoid(x):
+    """Logistic sigmoid 1 / (1 + e^-x)."""
+    return Sigmoid()(x)
+
+
+def relu(x):
+    """max(x, 0)."""
+    return ReLU()(x)
+
+
+def gelu(x, approximate="none"):
+    """Gaussian error linear unit x Phi(x); ``approximate="tanh"`` is GPT-2's form."""
+    return GELU(approximate)(x)
+
+
+def maximum(a, b):
+    """Elementwise max of a and b, broadcast."""
+    return Maximum()(*_operands(a, b))
+
+
+def minimum(a, b):
+    """Elementwise min of a and b, broadcast."""
+    return Minimum()(*_operands(a, b))
+
+
+def where(condition, a, b):
+    """a where condition (a boolean tensor or array) is True, else b; broadcast."""
+    a, b = _operands(a, b)
+    condition = as_tensor(condition, like=a)
+    if condition.dtype.kind != "b":
+        raise TypeError(f"where: expected a boolean condition, got dtype {condition.dtype}")
+    return Where()(condition, a, b)
+
+
+def clip(x, min=None, max=None):
+    """x limited to [min, max]; either bound may be None."""
+    if min is None and max is None:
+        raise ValueError("clip: expected at least one of min and max, got neither")
+    return Clip(min, max)(x)
+
+
+def astype(x, dtype):
+    """x converted to ``dtype``; differentiable from float to float."""
+    return AsType(dtype)(x)

@@ -1,0 +1,107 @@
+"""Layer normalization (Ba, Kiros & Hinton, 2016, arXiv:1607.06450).
+
+Over the last dimensions (``normalized_shape``, N elements) of each example:
+
+    mu    = (1/N) sum_i x_i
+    var   = (1/N) sum_i (x_i - mu)^2           (biased, as the paper and PyTorch)
+    x_hat = (x - mu) / sqrt(var + eps)          (eps inside the root, as PyTorch)
+    y     = gamma * x_hat + beta
+
+Backward, with rstd = 1/sqrt(var + eps) and g_x_hat = gy * gamma. Differentiating
+x_hat through mu and var and collecting terms gives the closed form
+
+    gx = rstd * (g_x_hat - mean(g_x_hat) - x_hat * mean(g_x_hat * x_hat))
+
+(the means over the normalized dimensions): the gradient is g_x_hat made
+orthogonal to the two directions that normalization removes, the constant
+vector (the mean) and x_hat itself (the scale), then divided by the std.
+"""
+from minigrad.function import Function
+from minigrad.tensor import as_tensor
+
+__all__ = ["layer_norm", "layer_norm_composed"]
+
+
+class LayerNorm(Function):
+    """y = gamma * (x - mu) / sqrt(var + eps) + beta over the last ``k`` axes."""
+
+    def __init__(self, k, eps, has_weight, has_bias):
+        self.k, self.eps = k, eps
+        self.has_weight, self.has_bias = has_weight, has_bias
+
+    def forward(self, x, *params):
+        params = list(params)
+        weight = params.pop(0) if self.has_weight else None
+        bias = params.pop(0) if self.has_bias else None
+        axes = tuple(range(x.ndim - self.k, x.ndim))                # the normalized axes
+        mu = x.mean(axis=axes, keepdims=True)                         # (..., 1)
+        xc = x - mu                                                   # (..., N)
+        var = (xc * xc).mean(axis=axes, keepdims=True)                # (..., 1)
+        rstd = 1 / (var + self.eps) ** 0.5                            # (..., 1)
+        x_hat = xc * rstd                                             # (..., N)
+        # Saved: x_hat and rstd, all the closed-form backward needs (not x, mu, var).
+        self.save_for_backward(x_hat, rstd, weight)
+        y = x_hat
+        if weight is not None:
+            y = y * weight
+        if bias is not None:
+            y = y + bias
+        return y
+
+    def backward(self, gy):
+        x_hat, rstd, weight = self.saved
+        axes = tuple(range(x_hat.ndim - self.k, x_hat.ndim))
+        batch_axes = tuple(range(x_hat.ndim - self.k))
+        grads = []
+        g_x_hat = gy * weight if weight is not None else gy
+        # gx = rstd (g_x_hat - mean(g_x_hat) - x_hat mean(g_x_hat x_hat))
+        gx = rstd * (g_x_hat
+                     - g_x_hat.mean(axis=axes, keepdims=True)
+                     - x_hat * (g_x_hat * x_hat).mean(axis=axes, keepdims=True))
+        grads.append(gx)
+        if self.has_weight:
+            # dy/dgamma = x_hat, summed over the examples
+            grads.append((gy * x_hat).sum(axis=batch_axes))
+        if self.has_bias:
+            # dy/dbeta = 1, summed over the examples
+            grads.append(gy.sum(axis=batch_axes))
+        return tuple(grads)
+
+
+def layer_norm(x, normalized_shape, weight=None, bias=None, eps=1e-5):
+    """Layer normalization over the last ``len(normalized_shape)`` axes of x.
+
+    Args (as ``torch.nn.functional.layer_norm``):
+        normalized_shape: the trailing shape to normalize over, e.g. (D,).
+        weight, bias: gamma and beta of shape ``normalized_shape``, or None.
+    """
+    normalized_shape = (normalized_shape,) if isinstance(normalized_shape, int) else tuple(normalized_shape)
+    k = len(normalized_shape)
+    if x.shape[x.ndim - k:] != normalized_shape or k == 0:
+        raise ValueError(
+            f"layer_norm: expected input with trailing shape {normalized_shape}, got {x.shape}"
+        )
+    params = []
+    for name, p in (("weight", weight), ("bias", bias)):
+        if p is not None:
+            p = as_tensor(p, like=x)
+            if p.shape != normalized_shape:
+                raise ValueError(
+                    f"layer_norm: expected {name} of shape {normalized_shape}, got {p.shape}"
+                )
+            params.append(p)
+    return LayerNorm(k, eps, weight is not None, bias is not None)(x, *params)
+
+
+def layer_norm_composed(x, normalized_shape, weight=None, bias=None, eps=1e-5):
+    """The same normalization from primitive ops (the test oracle)."""
+    normalized_shape = (normalized_shape,) if isinstance(normalized_shape, int) else tuple(normalized_shape)
+    axes = tuple(range(x.ndim - len(normalized_shape), x.ndim))
+    mu = x.mean(axis=axes, keepdims=True)
+    var = x.var(axis=axes, keepdims=True)
+    y = (x - mu) / (var + eps).sqrt()
+    if weight is not None:
+        y = y * weight
+    if bias is not None:
+        y = y + bias
+    return y

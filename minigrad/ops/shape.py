@@ -1,0 +1,331 @@
+"""Shape ops: they move, copy or select elements and compute nothing.
+
+Their backward passes put each gradient element back where its forward element
+came from: reshape back, transpose by the inverse permutation, scatter into the
+selected positions, split what was joined and join what was split.
+"""
+from minigrad.backend import BackendError, asarray, backend_by_name, backend_of, get_array_module
+from minigrad.function import Function
+from minigrad.ops._util import normalize_axes, sum_to
+from minigrad.tensor import Tensor, as_tensor
+
+__all__ = [
+    "reshape", "transpose", "swapaxes", "getitem", "concatenate", "stack", "split",
+    "broadcast_to", "expand_dims", "squeeze", "pad", "to_backend",
+]
+
+
+class Reshape(Function):
+    """y = x with a new shape (same elements, row-major order)."""
+
+    def __init__(self, shape):
+        self.shape = shape
+
+    def forward(self, x):
+        self.x_shape = x.shape
+        return x.reshape(self.shape)
+
+    def backward(self, gy):
+        return gy.reshape(self.x_shape)
+
+
+class Transpose(Function):
+    """y = x with its axes permuted: y.shape[i] = x.shape[axes[i]]."""
+
+    def __init__(self, axes):
+        self.axes = axes
+
+    def forward(self, x):
+        return x.transpose(self.axes)
+
+    def backward(self, gy):
+        # the inverse permutation: axis axes[i] of x is axis i of y
+        inverse = [0] * len(self.axes)
+        for i, a in enumerate(self.axes):
+            inverse[a] = i
+        return gy.transpose(inverse)
+
+
+class GetItem(Function):
+    """y = x[index]: basic slicing, integer arrays and boolean masks, as NumPy.
+
+    An integer array may name one element several times (an embedding lookup
+    does); its gradient is then the sum over the repeats, so backward scatters
+    with an add (``scatter_add``) rather than an assignment, which keeps only one.
+    """
+
+    def __init__(self, index):
+        self.index = index
+
+    def forward(self, x):
+        self.x_shape, self.x_dtype = x.shape, x.dtype
+        return x[self.index]
+
+    def backward(self, gy):
+        xp = get_array_module(gy)
+        gx = xp.zeros(self.x_shape, dtype=self.x_dtype)
+        if _is_basic(self.index):
+            gx[self.index] = gy                  # each x element selected at most once
+        else:
+            backend_of(gy).scatter_add(gx, self.index, gy)
+        return gx
+
+
+class Concatenate(Function):
+    """y = [x_1, x_2, ...] joined along ``axis``."""
+
+    def __init__(self, axis):
+        self.axis = axis
+
+    def forward(self, *xs):
+        self.sizes = [x.shape[self.axis] for x in xs]
+        return get_array_module(xs[0]).concatenate(xs, axis=self.axis)
+
+    def backward(self, gy):
+        xp = get_array_module(gy)
+        boundaries, total = [], 0
+        for size in self.sizes[:-1]:
+            total += size
+            boundaries.append(total)
+        return tuple(xp.split(gy, boundaries, axis=self.axis))
+
+
+class Stack(Function):
+    """y = [x_1, x_2, ...] stacked along a new ``axis``."""
+
+    def __init__(self, axis):
+        self.axis = axis
+
+    def forward(self, *xs):
+        return get_array_module(xs[0]).stack(xs, axis=self.axis)
+
+    def backward(self, gy):
+        xp = get_array_module(gy)
+        return tuple(xp.moveaxis(gy, self.axis, 0))
+
+
+class Split(Function):
+    """(y_1, y_2, ...) = x cut along ``axis`` (NumPy's ``indices_or_sections``)."""
+
+    def __init__(self, indices_or_sections, axis):
+        self.indices_or_sections, self.axis = indices_or_sections, axis
+
+    def forward(self, x):
+        return tuple(get_array_module(x).split(x, self.indices_or_sections, axis=self.axis))
+
+    def backward(self, *gys):
+        return get_array_module(gys[0]).concatenate(gys, axis=self.axis)
+
+
+class BroadcastTo(Function):
+    """y = x repeated along new and size-1 axes to ``shape``."""
+
+    def __init__(self, shape):
+        self.shape = shape
+
+    def forward(self, x):
+        self.x_shape = x.shape
+        return get_array_module(x).broadcast_to(x, self.shape)
+
+    def backward(self, gy):
+        # each x element was copied to many y elements: their gradients add up
+        return sum_to(gy, self.x_shape)
+
+
+class Pad(Function):
+    """y = x with ``pad_width[i] = (before, after)`` constant elements around axis i."""
+
+    def __init__(self, pad_width, value):
+        self.pad_width, self.value = pad_width, value
+
+    def forward(self, x):
+        return get_array_module(x).pad(x, self.pad_width, mode="constant",
+                                       constant_values=self.value)
+
+    def backward(self, gy):
+        # the padding is constant, so only the original block gets a gradient
+        inner = tuple(slice(before, gy.shape[i] - after)
+                      for i, (before, after) in enumerate(self.pad_width))
+        return gy[inner]
+
+
+class ToBackend(Function):
+    """y = x copied to another backend; the gradient is copied back."""
+
+    def __init__(self, target):
+        self.target = backend_by_name(target)
+
+    def forward(self, x):
+        self.source = backend_of(x)
+        return self.target.from_numpy(self.source.to_numpy(x))
+
+    def backward(self, gy):
+        return self.source.from_numpy(self.target.to_numpy(gy))
+
+
+# --------------------------------------------------------------------------- #
+# Index helpers
+# --------------------------------------------------------------------------- #
+
+def _is_basic(index):
+    """True for an index of ints, slices, None and Ellipsis only (no arrays)."""
+    parts = index if isinstance(index, tuple) else (index,)
+    return all(p is None or p is Ellipsis or isinstance(p, (int, slice)) for p in parts)
+
+
+def _index_arrays(index, x):
+    """The index with Tensors and lists replaced by arrays on x's backend."""
+    parts = index if isinstance(index, tuple) else (index,)
+    converted = []
+    for part in parts:
+        if isinstance(part, Tensor):
+            part = part.data
+        elif isinstance(part, list):
+            part = asarray(part, backend=x.backend)
+        if not (part is None or part is Ellipsis or isinstance(part, (int, slice))):
+            if backend_of(part).name != x.backend:
+                raise BackendError(
+                    f"getitem: index array on backend {backend_of(part).name!r}, "
+                    f"tensor on {x.backend!r}"
+                )
+            if part.dtype.kind not in "iub":
+                raise IndexError(f"getitem: index arrays must be integer or boolean, got {part.dtype}")
+        converted.append(part)
+    return tuple(converted) if isinstance(index, tuple) else converted[0]
+
+
+# --------------------------------------------------------------------------- #
+# The functions users call
+# --------------------------------------------------------------------------- #
+
+def reshape(x, shape):
+    """x with a new shape; one dimension may be -1."""
+    shape = (shape,) if isinstance(shape, int) else tuple(shape)
+    known = 1
+    for n in shape:
+        known *= n if n != -1 else 1
+    if shape.count(-1) > 1 or (-1 not in shape and known != x.size) or \
+            (-1 in shape and (known == 0 or x.size % known)):
+        raise ValueError(f"reshape: cannot reshape a tensor of shape {x.shape} into {shape}")
+    return Reshape(shape)(x)
+
+
+def transpose(x, axes=None):
+    """x with its axes permuted (default: reversed), as ``numpy.transpose``."""
+    if axes is None:
+        axes = tuple(reversed(range(x.ndim)))
+    axes = tuple(a % x.ndim if -x.ndim <= a < x.ndim else a for a in axes)
+    if sorted(axes) != list(range(x.ndim)):
+        raise ValueError(f"transpose: axes {axes} are not a permutation of a {x.ndim}-D tensor's axes")
+    return Transpose(axes)(x)
+
+
+def swapaxes(x, axis1, axis2):
+    """x with two axes exchanged."""
+    axes = list(range(x.ndim))
+    (a,), (b,) = normalize_axes(axis1, x.ndim, "swapaxes"), normalize_axes(axis2, x.ndim, "swapaxes")
+    axes[a], axes[b] = axes[b], axes[a]
+    return Transpose(tuple(axes))(x)
+
+
+def getitem(x, index):
+    """x[index], as NumPy indexes."""
+    return GetItem(_index_arrays(index, x))(x)
+
+
+def concatenate(tensors, axis=0):
+    """The tensors joined along an existing axis."""
+    tensors = _tensor_list(tensors, "concatenate")
+    first = tensors[0]
+    (axis,) = normalize_axes(axis, first.ndim, "concatenate")
+    for t in tensors[1:]:
+        if t.ndim != first.ndim or any(m != n for i, (m, n) in enumerate(zip(t.shape, first.shape)) if i != axis):
+            raise ValueError(
+                f"concatenate: shapes {first.shape} and {t.shape} differ outside axis {axis}"
+            )
+    return Concatenate(axis)(*tensors)
+
+
+def stack(tensors, axis=0):
+    """The tensors, all of one shape, stacked along a new axis."""
+    tensors = _tensor_list(tensors, "stack")
+    shapes = {t.shape for t in tensors}
+    if len(shapes) > 1:
+        raise ValueError(f"stack: expected tensors of one shape, got {sorted(shapes)}")
+    (axis,) = normalize_axes(axis, tensors[0].ndim + 1, "stack")
+    return Stack(axis)(*tensors)
+
+
+def split(x, indices_or_sections, axis=0):
+    """x cut along ``axis`` into equal sections or at the given indices (a tuple of tensors)."""
+    (axis,) = normalize_axes(axis, x.ndim, "split")
+    if isinstance(indices_or_sections, int) and (
+            indices_or_sections <= 0 or x.shape[axis] % indices_or_sections):
+        raise ValueError(
+            f"split: axis {axis} of size {x.shape[axis]} does not split into "
+            f"{indices_or_sections} equal sections"
+        )
+    return Split(indices_or_sections, axis)(x)
+
+
+def broadcast_to(x, shape):
+    """x broadcast to ``shape`` (NumPy's rules)."""
+    shape = tuple(shape)
+    if len(shape) < x.ndim or any(
+            m != n and m != 1 for m, n in zip(x.shape[::-1], shape[::-1])):
+        raise ValueError(f"broadcast_to: cannot broadcast shape {x.shape} to {shape}")
+    return BroadcastTo(shape)(x)
+
+
+def expand_dims(x, axis):
+    """x with a new axis of size 1 at ``axis``."""
+    (axis,) = normalize_axes(axis, x.ndim + 1, "expand_dims")
+    return Reshape(x.shape[:axis] + (1,) + x.shape[axis:])(x)
+
+
+def squeeze(x, axis=None):
+    """x without its size-1 axes (or only those in ``axis``)."""
+    if axis is None:
+        axes = tuple(i for i, n in enumerate(x.shape) if n == 1)
+    else:
+        axes = normalize_axes(axis, x.ndim, "squeeze")
+        wrong = [a for a in axes if x.shape[a] != 1]
+        if wrong:
+            raise ValueError(f"squeeze: axis {wrong[0]} of shape {x.shape} has size {x.shape[wrong[0]]}, not 1")
+    return Reshape(tuple(n for i, n in enumerate(x.shape) if i not in axes))(x)
+
+
+def pad(x, pad_width, constant_values=0):
+    """x padded with a constant; ``pad_width`` as in ``numpy.pad``: an int, a
+    (before, after) pair for every axis, or one pair per axis."""
+    return Pad(_pad_pairs(pad_width, x.ndim), constant_values)(x)
+
+
+def to_backend(x, name):
+    """x copied to backend ``name``; differentiable."""
+    return ToBackend(name)(x)
+
+
+def _pad_pairs(pad_width, ndim):
+    """NumPy's ``pad_width`` forms as one (before, after) pair per axis."""
+    if isinstance(pad_width, int):
+        pairs = [(pad_width, pad_width)] * ndim
+    elif len(pad_width) == 2 and all(isinstance(p, int) for p in pad_width):
+        pairs = [tuple(pad_width)] * ndim
+    elif len(pad_width) == 1:
+        pairs = [tuple(pad_width[0]) if len(pad_width[0]) == 2 else (pad_width[0][0],) * 2] * ndim
+    else:
+        pairs = [tuple(p) for p in pad_width]
+    if len(pairs) != ndim or any(len(p) != 2 or min(p) < 0 for p in pairs):
+        raise ValueError(
+            f"pad: expected pad_width of {ndim} non-negative (before, after) pairs, got {pad_width}"
+        )
+    return tuple(pairs)
+
+
+def _tensor_list(tensors, op_name):
+    tensors = list(tensors)
+    if not tensors:
+        raise ValueError(f"{op_name}: expected at least one tensor, got none")
+    like = next((t for t in tensors if isinstance(t, Tensor)), None)
+    return [as_tensor(t, like=like) for t in tensors]
