@@ -6,7 +6,7 @@
     shape         reshape transpose swapaxes getitem concatenate stack split
                   broadcast_to expand_dims squeeze pad to_backend
     linalg        matmul
-    fused (nn)    softmax log_softmax cross_entropy embedding dropout layer_norm,
+    fused (nn_*)  softmax log_softmax cross_entropy embedding dropout layer_norm,
                   each with a ``*_composed`` reference built from the ops above
 """
 from minigrad.ops.elementwise import (
@@ -19,8 +19,8 @@ from minigrad.ops.shape import (
     stack, swapaxes, to_backend, transpose,
 )
 from minigrad.ops.linalg import matmul
-from minigrad.ops.softmax import log_softmax, log_softmax_composed, softmax, softmax_composed
-from minigrad.ops.cross_entropy import cross_entropy, cross_entropy_composed
-from minigrad.ops.embedding import embedding, embedding_composed
-from minigrad.ops.dropout import dropout, dropout_composed, dropout_mask
-from minigrad.ops.layer_norm import layer_norm, layer_norm_composed
+from minigrad.ops.nn_softmax import log_softmax, log_softmax_composed, softmax, softmax_composed
+from minigrad.ops.nn_cross_entropy import cross_entropy, cross_entropy_composed
+from minigrad.ops.nn_embedding import embedding, embedding_composed
+from minigrad.ops.nn_dropout import dropout, dropout_composed, dropout_mask
+from minigrad.ops.nn_layer_norm import layer_norm, layer_norm_composed

@@ -134,6 +134,12 @@ def logsumexp_array(x, axes):
         return m + xp.log(s)
 
 
+def _ignore_log_of_zero(xp):
+    """NumPy warns on log(0) = -inf, which a slice of all -inf gives on purpose."""
+    errstate = getattr(xp, "errstate", None)
+    return errstate(divide="ignore") if errstate is not None else contextlib.nullcontext()
+
+
 # --------------------------------------------------------------------------- #
 # The functions users call
 # --------------------------------------------------------------------------- #

@@ -17,6 +17,7 @@ does (so a batch with every target ignored gives NaN, also as PyTorch).
 """
 from minigrad.backend import get_array_module
 from minigrad.function import Function
+from minigrad.ops.nn_softmax import log_softmax_composed
 from minigrad.ops.reductions import logsumexp_array
 from minigrad.tensor import as_tensor
 
@@ -116,7 +117,6 @@ def _check_range(target, C, ignore_index):
 
 def cross_entropy_composed(logits, target, ignore_index=-100, label_smoothing=0.0, reduction="mean"):
     """The same loss for logits (N, C), from primitive ops (the test oracle)."""
-    from minigrad.ops.softmax import log_softmax_composed
     N, C = logits.shape
     log_p = log_softmax_composed(logits, axis=1)                  # (N, C)
     target = as_tensor(target, like=logits)
