@@ -33,7 +33,8 @@ def backward(tensors, grad_tensors, retain_graph=False):
             _add_to(grads, tensor, grad)
             roots.append(tensor.creator)
 
-    for fn in _topological_order(roots):
+    order = _topological_order(roots)
+    for fn in order:
         if fn.freed:
             raise RuntimeError(
                 f"trying to backward through the graph a second time: the buffers "
@@ -64,7 +65,9 @@ def backward(tensors, grad_tensors, retain_graph=False):
                 _accumulate_leaf(x, gx)
             else:
                 _add_to(grads, x, gx)
-        if not retain_graph:
+
+    if not retain_graph:                         # after the walk: it needs every tensor
+        for fn in order:
             fn.release()
 
 
@@ -93,7 +96,9 @@ def _topological_order(roots):
             continue
         visited.add(id(fn))
         stack.append((fn, True))
+        if fn.freed:                             # backward() reports it; nothing beyond
+            continue
         for x in fn.inputs:
             if x.creator is not None and id(x.creator) not in visited:
                 stack.append((x.creator, False))
-    return reversed(order)
+    return order[::-1]

@@ -8,8 +8,9 @@ A subclass writes two methods on backend arrays (never on Tensors):
                       input (``None`` for an input that needs no gradient)
 
 Arrays that backward needs are stored with ``self.save_for_backward(...)`` and
-read back as ``self.saved``; the engine drops them after ``backward()`` unless
-``retain_graph=True``, which is what frees a graph's memory.
+read back as ``self.saved``; the engine drops them, and the references to the
+inputs, after ``backward()`` unless ``retain_graph=True``: that frees a graph's
+memory.
 
 Calling a Function (``Exp()(x)``) runs forward and, when grad mode is on and an
 input requires grad, records the call as the ``creator`` of its outputs: that
@@ -95,8 +96,13 @@ class Function:
         return self._saved
 
     def release(self):
-        """Drop the saved buffers: called by the engine after backward."""
+        """Drop the saved buffers and the inputs: called by the engine after backward.
+
+        Without the inputs the intermediate tensors (the activations) are no longer
+        held by the graph, so their memory goes as soon as the user drops them.
+        """
         self._saved = None
+        self.inputs = None
         self.freed = True
 
     def __repr__(self):

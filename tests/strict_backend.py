@@ -126,6 +126,8 @@ class StrictArray:
 
     # every other method (sum, reshape, astype, ...) through NumPy's, wrapped
     def __getattr__(self, name):
+        if name.startswith("__"):       # __array_interface__ & co. would hand NumPy the data
+            raise AttributeError(name)
         attribute = getattr(self._a, name)
         return _strict(attribute) if callable(attribute) else _wrap(attribute)
 

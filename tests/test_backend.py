@@ -1,0 +1,204 @@
+"""The backend switch: choosing NumPy or CuPy, clear errors, no implicit copies,
+seeded generators, and the strict test backend that stands in for CuPy on the CPU."""
+import subprocess
+import sys
+import types
+
+import numpy as np
+import pytest
+
+import minigrad as mg
+import minigrad.backend as backend
+from helpers import tensor
+from strict_backend import StrictArray, StrictArrayError
+
+
+# -- choosing a backend -------------------------------------------------------
+
+def test_numpy_is_the_default_backend():
+    assert mg.get_backend() == "numpy"
+    assert isinstance(mg.Tensor([1.0]).data, np.ndarray)
+
+
+def test_set_backend_changes_where_new_tensors_live():
+    mg.set_backend("strict")
+    try:
+        assert mg.get_backend() == "strict"
+        assert isinstance(mg.Tensor([1.0]).data, StrictArray)
+    finally:
+        mg.set_backend("numpy")
+    assert isinstance(mg.Tensor([1.0]).data, np.ndarray)
+
+
+def test_use_backend_restores_the_previous_backend_even_after_an_error():
+    with pytest.raises(KeyError):
+        with mg.use_backend("strict"):
+            assert isinstance(mg.zeros((2,)).data, StrictArray)
+            raise KeyError("boom")
+    assert mg.get_backend() == "numpy"
+
+
+def test_unknown_backend_names_the_choices():
+    with pytest.raises(mg.BackendError, match=r"unknown backend 'jax'.*'numpy'"):
+        mg.set_backend("jax")
+
+
+# -- asking for CuPy where it cannot run ----------------------------------------
+
+@pytest.fixture
+def fresh_cupy(monkeypatch):
+    """Forget any loaded CuPy backend so the loader runs again."""
+    monkeypatch.setattr(backend, "_loaded", {k: v for k, v in backend._loaded.items() if k != "cupy"})
+
+
+def test_missing_cupy_says_not_installed_and_how_to_install(fresh_cupy, monkeypatch):
+    monkeypatch.setitem(sys.modules, "cupy", None)          # makes `import cupy` fail
+    with pytest.raises(mg.BackendError, match=r"CuPy is not installed.*pip install"):
+        mg.set_backend("cupy")
+    assert mg.get_backend() == "numpy"
+
+
+def _fake_cupy(get_device_count):
+    runtime = types.SimpleNamespace(getDeviceCount=get_device_count)
+    return types.SimpleNamespace(cuda=types.SimpleNamespace(runtime=runtime))
+
+
+def test_cupy_without_a_gpu_says_no_gpu_is_visible(fresh_cupy, monkeypatch):
+    def no_driver():
+        raise RuntimeError("cudaErrorNoDevice: no CUDA-capable device is detected")
+    monkeypatch.setitem(sys.modules, "cupy", _fake_cupy(no_driver))
+    with pytest.raises(mg.BackendError, match=r"installed but no CUDA GPU is visible.*no CUDA-capable"):
+        mg.set_backend("cupy")
+
+
+def test_cupy_with_zero_devices_says_no_gpu_is_visible(fresh_cupy, monkeypatch):
+    monkeypatch.setitem(sys.modules, "cupy", _fake_cupy(lambda: 0))
+    with pytest.raises(mg.BackendError, match=r"no CUDA GPU is visible \(0 devices\)"):
+        mg.set_backend("cupy")
+
+
+def _cupy_runs():
+    try:
+        backend.backend_by_name("cupy")
+        return True
+    except mg.BackendError:
+        return False
+
+
+@pytest.mark.skipif(_cupy_runs(), reason="this machine can run CuPy")
+def test_set_backend_cupy_prints_one_clear_error_not_a_cupy_traceback():
+    run = subprocess.run([sys.executable, "-c", "import minigrad as mg; mg.set_backend('cupy')"],
+                         capture_output=True, text=True)
+    assert run.returncode == 1
+    last_line = run.stderr.strip().splitlines()[-1]
+    assert last_line.startswith("minigrad.backend.BackendError: backend 'cupy' is not available")
+    assert "During handling of the above exception" not in run.stderr
+    assert "site-packages/cupy" not in run.stderr
+
+
+def test_importing_minigrad_does_not_import_cupy():
+    run = subprocess.run([sys.executable, "-c", "import sys, minigrad; print('cupy' in sys.modules)"],
+                         capture_output=True, text=True, check=True)
+    assert run.stdout.strip() == "False"
+
+
+# -- moving between backends: explicit, never implicit ---------------------------
+
+def test_to_moves_a_tensor_and_numpy_copies_it_back():
+    x = tensor(np.arange(6.0).reshape(2, 3), "numpy")
+    y = x.to("strict")
+    assert isinstance(y.data, StrictArray) and y.backend == "strict"
+    np.testing.assert_array_equal(y.numpy(), np.arange(6.0).reshape(2, 3))
+    assert y.dtype == np.float64
+
+
+def test_numpy_returns_a_copy_from_any_backend():
+    x = tensor(np.ones(3), "strict")
+    copy = x.numpy()
+    copy[0] = 5.0
+    assert isinstance(copy, np.ndarray)
+    np.testing.assert_array_equal(x.numpy(), np.ones(3))
+
+
+def test_gradient_flows_back_through_to():
+    x = tensor(np.array([1.0, 2.0]), "numpy", requires_grad=True)
+    y = (x.to("strict") * 3.0).to("numpy")
+    y.backward(np.array([1.0, 10.0]))
+    np.testing.assert_array_equal(x.grad, [3.0, 30.0])
+    assert isinstance(x.grad, np.ndarray)
+
+
+@pytest.mark.parametrize("op", [
+    lambda a, b: a + b, lambda a, b: a * b, lambda a, b: a @ b,
+    lambda a, b: mg.concatenate([a, b]), lambda a, b: mg.where(a.data > 0, a, b),
+])
+def test_an_op_on_two_backends_raises_naming_both(op):
+    a, b = tensor(np.ones(2), "numpy"), tensor(np.ones(2), "strict")
+    with pytest.raises(mg.BackendError, match=r"numpy and strict"):
+        op(a, b)
+
+
+def test_a_numpy_array_next_to_a_strict_tensor_is_refused_not_copied():
+    with pytest.raises(mg.BackendError, match=r"numpy and strict"):
+        tensor(np.ones(2), "strict") + np.ones(2)
+
+
+# -- seeded random generators, one per backend -----------------------------------
+
+@pytest.mark.parametrize("name", ["numpy", "strict"])
+def test_manual_seed_makes_draws_repeatable(name):
+    with mg.use_backend(name):
+        mg.manual_seed(123)
+        first = mg.randn(3, 4).numpy()
+        mg.manual_seed(123)
+        again = mg.randn(3, 4).numpy()
+        mg.manual_seed(124)
+        other = mg.randn(3, 4).numpy()
+    np.testing.assert_array_equal(first, again)
+    assert not np.array_equal(first, other)
+    assert first.dtype == np.float32
+
+
+def test_each_backend_has_its_own_generator():
+    mg.manual_seed(7)
+    with mg.use_backend("strict"):
+        strict_first = mg.rand(5).numpy()
+    numpy_first = mg.rand(5).numpy()
+    mg.manual_seed(7)
+    numpy_again = mg.rand(5).numpy()          # not advanced by the strict draw
+    np.testing.assert_array_equal(numpy_first, numpy_again)
+    np.testing.assert_array_equal(strict_first, numpy_first)
+
+
+# -- the strict backend really refuses what CuPy refuses --------------------------
+
+def test_strict_arrays_refuse_implicit_conversion_to_numpy():
+    a = tensor(np.ones(3), "strict").data
+    with pytest.raises(StrictArrayError, match="implicit conversion"):
+        np.asarray(a)
+
+
+def test_strict_arrays_refuse_numpy_functions_and_plain_arrays():
+    a = tensor(np.ones(3), "strict").data
+    with pytest.raises(TypeError):
+        np.exp(a)
+    with pytest.raises(StrictArrayError, match="numpy.sum was called"):
+        np.sum(a)
+    with pytest.raises(StrictArrayError, match="plain numpy.ndarray was mixed"):
+        a + np.ones(3)
+
+
+class _CupyUnsafeExp(mg.Function):
+    """An op written wrongly: NumPy by name instead of the input's array module."""
+
+    def forward(self, x):
+        return np.exp(x)
+
+    def backward(self, gy):
+        return gy
+
+
+def test_strict_backend_catches_an_op_that_would_break_on_cupy():
+    _CupyUnsafeExp()(tensor(np.ones(2), "numpy"))                    # fine on NumPy
+    with pytest.raises(TypeError):
+        _CupyUnsafeExp()(tensor(np.ones(2), "strict"))               # caught on the CPU
