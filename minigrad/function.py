@@ -124,9 +124,10 @@ def _same_backend_tensors(inputs, op_name):
 
 def _check_float_dtypes(inputs, op_name):
     """Refuse float32 mixed with float64: NumPy would silently upcast."""
-    floats = {str(t.dtype) for t in inputs if t.dtype.kind == "f"}
+    floats = {t.dtype for t in inputs if t.dtype.kind == "f"}
     if len(floats) > 1:
+        names = " and ".join(sorted(str(dtype) for dtype in floats))
         raise TypeError(
-            f"{op_name}: expected inputs of one float dtype, got {' and '.join(sorted(floats))}; "
+            f"{op_name}: expected inputs of one float dtype, got {names}; "
             "convert one with .astype(...) (minigrad never up- or downcasts silently)"
         )
