@@ -66,7 +66,7 @@ class Function:
         ys = (ys,) if single else ys
 
         requires_grad = _grad_enabled and any(self.needs_input_grad)
-        outputs = tuple(Tensor(y, requires_grad=requires_grad) for y in ys)
+        outputs = tuple(Tensor._from_op(y, requires_grad and y.dtype.kind == "f") for y in ys)
         if requires_grad:
             self.inputs = inputs
             # Weak references: the graph must not keep an unused output alive.
@@ -74,7 +74,8 @@ class Function:
             self.output_meta = [(y.shape, y.dtype) for y in ys]
             self.freed = False
             for t in outputs:
-                t.creator = self
+                if t.requires_grad:
+                    t.creator = self
         else:
             self._saved = None            # nothing will call backward: drop buffers
         return outputs[0] if single else outputs
@@ -113,6 +114,8 @@ def _same_backend_tensors(inputs, op_name):
     """Inputs as Tensors, all on one backend; never an implicit copy between two."""
     like = next((x for x in inputs if isinstance(x, Tensor)), None)
     tensors = tuple(x if isinstance(x, Tensor) else as_tensor(x, like=like) for x in inputs)
+    if len({type(t.data) for t in tensors}) == 1:        # the common case, checked fast
+        return tensors
     backends = {backend_of(t.data).name for t in tensors}
     if len(backends) > 1:
         raise BackendError(

@@ -39,6 +39,15 @@ class Tensor:
         self.grad = None
         self.creator = None
 
+    @classmethod
+    def _from_op(cls, data, requires_grad):
+        """The output of an op: ``data`` is already a backend array of the right dtype."""
+        if data.ndim == 0 and _backend_name(data) is None:   # NumPy reductions give scalars
+            data = _backend.asarray(data, backend="numpy")
+        tensor = cls.__new__(cls)
+        tensor.data, tensor.requires_grad, tensor.grad, tensor.creator = data, requires_grad, None, None
+        return tensor
+
     # -- what it is -----------------------------------------------------------
     @property
     def shape(self):
