@@ -314,8 +314,10 @@ class Clip(Function):
         self.low, self.high = low, high
 
     def forward(self, x):
+        xp = get_array_module(x)
         self.save_for_backward(x)
-        return get_array_module(x).clip(x, self.low, self.high)
+        y = x if self.low is None else xp.maximum(x, self.low)
+        return y if self.high is None else xp.minimum(y, self.high)
 
     def backward(self, gy):
         x, = self.saved
