@@ -4,6 +4,8 @@ Their backward passes put each gradient element back where its forward element
 came from: reshape back, transpose by the inverse permutation, scatter into the
 selected positions, split what was joined and join what was split.
 """
+import numbers
+
 from minigrad.backend import BackendError, asarray, backend_by_name, backend_of, get_array_module
 from minigrad.function import Function
 from minigrad.ops._util import normalize_axes, sum_to
@@ -178,10 +180,12 @@ def _index_arrays(index, x):
     parts = index if isinstance(index, tuple) else (index,)
     converted = []
     for part in parts:
-        if isinstance(part, Tensor):
+        if isinstance(part, numbers.Integral) and not isinstance(part, bool):
+            part = int(part)                     # a NumPy integer indexes like an int
+        elif isinstance(part, Tensor):
             part = part.data
         elif isinstance(part, list):
-            part = asarray(part, backend=x.backend)
+            part = asarray(part, dtype="int64" if len(part) == 0 else None, backend=x.backend)
         if not (part is None or part is Ellipsis or isinstance(part, (int, slice))):
             if backend_of(part).name != x.backend:
                 raise BackendError(
@@ -265,6 +269,8 @@ def split(x, indices_or_sections, axis=0):
             f"split: axis {axis} of size {x.shape[axis]} does not split into "
             f"{indices_or_sections} equal sections"
         )
+    if not isinstance(indices_or_sections, int) and list(indices_or_sections) != sorted(indices_or_sections):
+        raise ValueError(f"split: expected increasing split indices, got {list(indices_or_sections)}")
     return Split(indices_or_sections, axis)(x)
 
 
