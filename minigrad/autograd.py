@@ -56,6 +56,8 @@ def backward(tensors, grad_tensors, retain_graph=False):
         for x, gx in zip(fn.inputs, gxs):
             if gx is None or not x.requires_grad:
                 continue
+            if gx.ndim == 0:                     # NumPy turns 0-d results into scalars
+                gx = backend_of(x.data).xp.asarray(gx)
             if gx.shape != x.shape or gx.dtype != x.dtype:
                 raise RuntimeError(
                     f"{fn!r}.backward returned a gradient of shape {gx.shape} and dtype "

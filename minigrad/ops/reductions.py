@@ -53,7 +53,7 @@ class Mean(Function):
     def backward(self, gy):
         n = _count(self.x_shape, self.axes)
         # dy/dx_i = 1/N
-        return _expand(gy / n, self.x_shape, self.axes)
+        return _expand(gy, self.x_shape, self.axes) / n
 
 
 class Max(Function):
