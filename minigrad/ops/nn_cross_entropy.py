@@ -39,7 +39,9 @@ class CrossEntropy(Function):
         valid = target != self.ignore_index                       # (N,)
         t = xp.where(valid, target, 0)                            # (N,) safe to index with
         nll = -log_p[xp.arange(N), t]                             # (N,)
-        loss = (1 - self.eps) * nll - (self.eps / C) * log_p.sum(axis=1)
+        loss = (1 - self.eps) * nll                               # (N,)
+        if self.eps > 0:      # only then: a masked logit (-inf) would make 0 * -inf = NaN
+            loss = loss - (self.eps / C) * log_p.sum(axis=1)
         loss = xp.where(valid, loss, 0)                           # (N,)
         self.save_for_backward(log_p, t, valid)
         if self.reduction == "none":
@@ -124,7 +126,9 @@ def cross_entropy_composed(logits, target, ignore_index=-100, label_smoothing=0.
     xp = get_array_module(valid)
     t = xp.where(valid, target.data, 0)
     nll = -log_p[xp.arange(N), t]                                 # (N,)
-    loss = (1 - label_smoothing) * nll - (label_smoothing / C) * log_p.sum(axis=1)
+    loss = (1 - label_smoothing) * nll
+    if label_smoothing > 0:
+        loss = loss - (label_smoothing / C) * log_p.sum(axis=1)
     loss = loss * valid.astype(loss.dtype)
     if reduction == "none":
         return loss

@@ -14,7 +14,7 @@ Its log-softmax is NaN, as in PyTorch: there is no log-probability to give.
 from minigrad.backend import get_array_module
 from minigrad.function import Function
 from minigrad.ops._util import normalize_axes
-from minigrad.ops.reductions import logsumexp_array
+from minigrad.ops.reductions import logsumexp_array, stable_shift
 
 __all__ = ["softmax", "log_softmax", "softmax_composed", "log_softmax_composed"]
 
@@ -27,9 +27,7 @@ class Softmax(Function):
 
     def forward(self, x):
         xp = get_array_module(x)
-        m = x.max(axis=self.axis, keepdims=True)
-        m = xp.where(xp.isfinite(m), m, 0)            # a fully masked row: shift by 0
-        e = xp.exp(x - m)
+        e = xp.exp(x - stable_shift(x, self.axis))    # a fully masked row: shift by 0
         s = e.sum(axis=self.axis, keepdims=True)
         y = e / xp.where(s == 0, 1, s)                # a fully masked row: 0 / 1 = 0
         self.save_for_backward(y)

@@ -127,11 +127,25 @@ def logsumexp_array(x, axes):
     and every exp(x_i - m) <= 1. Shared by LogSumExp, LogSoftmax and CrossEntropy.
     """
     xp = get_array_module(x)
-    m = x.max(axis=axes, keepdims=True)
-    m = xp.where(xp.isfinite(m), m, 0)                # all -inf: shift by 0, not by -inf
+    m = stable_shift(x, axes)                         # (..., 1, ...)
     s = xp.exp(x - m).sum(axis=axes, keepdims=True)
     with _ignore_log_of_zero(xp):
         return m + xp.log(s)
+
+
+def stable_shift(x, axes):
+    """max(x) over ``axes`` (keepdims), the shift that keeps exp(x - shift) <= 1.
+
+    Where the max is not finite (a slice all -inf, fully masked) the shift is 0
+    rather than -inf, since -inf - (-inf) is NaN; an empty slice has no max, and
+    its shift is 0 as well.
+    """
+    xp = get_array_module(x)
+    axes = (axes,) if isinstance(axes, int) else axes
+    if x.size == 0:
+        return xp.zeros(reduced_shape(x.shape, axes), dtype=x.dtype)
+    m = x.max(axis=axes, keepdims=True)
+    return xp.where(xp.isfinite(m), m, 0)
 
 
 def _ignore_log_of_zero(xp):
