@@ -82,7 +82,10 @@ def main(argv=None):
     parser.add_argument("--out", default="runs/spirals", help="folder for metrics.json and model.npz")
     args = parser.parse_args(argv)
 
-    mg.set_backend(args.backend)
+    try:
+        mg.set_backend(args.backend)
+    except mg.BackendError as error:
+        parser.exit(2, f"train.py: {error}\n")
     mg.manual_seed(args.seed)
     X_np, y_np = make_spirals(n_per_class=200, n_classes=3, seed=args.seed)
     X_test_np, y_test_np = make_spirals(n_per_class=200, n_classes=3, seed=args.seed + 1)
