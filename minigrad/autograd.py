@@ -22,7 +22,8 @@ def backward(tensors, grad_tensors, retain_graph=False):
         grad_tensors:  one backend array per output, of its shape: the gradient
                        arriving from above (``dL/dy``).
         retain_graph:  keep the buffers saved for backward, so the graph can be
-                       walked again; by default they are freed as the walk goes.
+                       walked again; by default each call's buffers are freed as
+                       soon as its backward has run.
     """
     grads = {}                                   # id(tensor) -> gradient so far
     roots = []
@@ -53,11 +54,12 @@ def backward(tensors, grad_tensors, retain_graph=False):
         gxs = fn.backward(*gys)
         if not isinstance(gxs, tuple):
             gxs = (gxs,)
+        if not retain_graph:
+            fn.free_buffers()
         for x, gx in zip(fn.inputs, gxs):
             if gx is None or not x.requires_grad:
                 continue
-            if gx.ndim == 0:                     # NumPy turns 0-d results into scalars
-                gx = backend_of(x.data).xp.asarray(gx)
+            gx = _as_array(gx, x)
             if gx.shape != x.shape or gx.dtype != x.dtype:
                 raise RuntimeError(
                     f"{fn!r}.backward returned a gradient of shape {gx.shape} and dtype "
@@ -70,18 +72,24 @@ def backward(tensors, grad_tensors, retain_graph=False):
 
     if not retain_graph:                         # after the walk: it needs every tensor
         for fn in order:
-            fn.release()
+            fn.release_inputs()
+
+
+def _as_array(grad, like):
+    """NumPy turns 0-d results (a 0-d gradient, a sum of two) into scalars: undo that."""
+    return grad if grad.ndim else backend_of(like.data).xp.asarray(grad)
 
 
 def _add_to(grads, tensor, grad):
     key = id(tensor)
-    grads[key] = grad if key not in grads else grads[key] + grad
+    grads[key] = grad if key not in grads else _as_array(grads[key] + grad, tensor)
 
 
 def _accumulate_leaf(tensor, grad):
     # A copy on first write: the same array may be handed to several inputs
     # (the backward of x + y returns gy twice), and .grad is the user's to edit.
-    tensor.grad = grad.copy() if tensor.grad is None else tensor.grad + grad
+    grad = grad.copy() if tensor.grad is None else tensor.grad + grad
+    tensor.grad = _as_array(grad, tensor)
 
 
 def _topological_order(roots):

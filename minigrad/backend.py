@@ -25,7 +25,7 @@ import numpy
 
 __all__ = [
     "Backend", "BackendError", "register_backend", "backend_by_name",
-    "backend_of", "get_array_module", "set_backend", "get_backend",
+    "backend_of", "backend_names", "get_array_module", "set_backend", "get_backend",
     "current_backend", "use_backend", "manual_seed", "to_numpy", "asarray",
 ]
 
@@ -116,8 +116,8 @@ def _make_numpy_backend():
 
 _CUPY_INSTALL = (
     "Install the CuPy wheel that matches your CUDA toolkit: "
-    "pip install 'minigrad[gpu]' (CUDA 12, cupy-cuda12x) "
-    "or pip install cupy-cuda13x (CUDA 13)."
+    "pip install cupy-cuda12x (CUDA 12) or pip install cupy-cuda13x (CUDA 13); "
+    "from a minigrad checkout, pip install -e \".[gpu]\" installs the first."
 )
 
 
@@ -169,6 +169,11 @@ def register_backend(name, loader):
     """Add a backend made by ``loader()`` (the test suite adds a strict one)."""
     _loaders[name] = loader
     _loaded.pop(name, None)
+
+
+def backend_names():
+    """The names of the backends minigrad knows (loaded or not)."""
+    return sorted(_loaders)
 
 
 def backend_by_name(name):

@@ -11,14 +11,14 @@ def tensor(data, requires_grad=False, dtype=None):
     return Tensor(data, requires_grad=requires_grad, dtype=dtype)
 
 
-def zeros(shape, dtype="float32", requires_grad=False):
-    """A tensor of zeros on the default backend."""
-    return Tensor(_xp().zeros(shape, dtype=dtype), requires_grad=requires_grad)
+def zeros(*shape, dtype="float32", requires_grad=False):
+    """A tensor of zeros on the default backend: ``zeros(2, 3)`` or ``zeros((2, 3))``."""
+    return Tensor(_xp().zeros(_shape(shape), dtype=dtype), requires_grad=requires_grad)
 
 
-def ones(shape, dtype="float32", requires_grad=False):
-    """A tensor of ones on the default backend."""
-    return Tensor(_xp().ones(shape, dtype=dtype), requires_grad=requires_grad)
+def ones(*shape, dtype="float32", requires_grad=False):
+    """A tensor of ones on the default backend: ``ones(2, 3)`` or ``ones((2, 3))``."""
+    return Tensor(_xp().ones(_shape(shape), dtype=dtype), requires_grad=requires_grad)
 
 
 def full(shape, value, dtype="float32", requires_grad=False):
@@ -38,8 +38,11 @@ def ones_like(x, requires_grad=False):
     return Tensor(xp.ones_like(x.data), requires_grad=requires_grad)
 
 
-def arange(*args, dtype="int64"):
-    """0, 1, ..., as ``numpy.arange``; int64 by default (positions, indices)."""
+def arange(*args, dtype=None):
+    """``numpy.arange`` on the default backend: int64 for integer arguments
+    (positions, indices), float32 when any argument is a float."""
+    if dtype is None:
+        dtype = "float32" if any(isinstance(a, float) for a in args) else "int64"
     return Tensor(_xp().arange(*args, dtype=dtype))
 
 

@@ -96,15 +96,18 @@ class Function:
     def saved(self):
         return self._saved
 
-    def release(self):
-        """Drop the saved buffers and the inputs: called by the engine after backward.
-
-        Without the inputs the intermediate tensors (the activations) are no longer
-        held by the graph, so their memory goes as soon as the user drops them.
-        """
+    def free_buffers(self):
+        """Drop the saved buffers: called by the engine right after this backward."""
         self._saved = None
-        self.inputs = None
         self.freed = True
+
+    def release_inputs(self):
+        """Drop the inputs: called by the engine once the whole walk is done.
+
+        Without them the intermediate tensors (the activations) are no longer held
+        by the graph, so their memory goes as soon as the user drops them.
+        """
+        self.inputs = None
 
     def __repr__(self):
         return f"<{type(self).__name__}>"

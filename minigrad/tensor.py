@@ -7,6 +7,8 @@
 The arithmetic lives in ``minigrad/ops``; the methods here only forward to it,
 with NumPy's names and arguments (``axis``, ``keepdims``).
 """
+import numbers
+
 from minigrad import backend as _backend
 
 __all__ = ["Tensor", "as_tensor"]
@@ -77,6 +79,26 @@ class Tensor:
     def __len__(self):
         return len(self.data)
 
+    def __bool__(self):
+        if self.size != 1:
+            raise ValueError(
+                f"the truth value of a tensor of shape {self.shape} is ambiguous; "
+                "use .any() on .data, or compare .item()"
+            )
+        return bool(self.item())
+
+    def __float__(self):
+        return float(self.item())
+
+    def __int__(self):
+        return int(self.item())
+
+    def __array__(self, dtype=None, copy=None):
+        raise TypeError(
+            "a minigrad Tensor does not turn into a NumPy array implicitly "
+            "(its data may live on a GPU): call .numpy() for a NumPy copy"
+        )
+
     def __repr__(self):
         grad = ", requires_grad=True" if self.requires_grad else ""
         body = str(self.numpy()).replace("\n", "\n       ")
@@ -103,7 +125,7 @@ class Tensor:
         Both are differentiable: the gradient travels back to this tensor's backend
         and dtype.
         """
-        if isinstance(target, str) and target in _backend._loaders:
+        if isinstance(target, str) and target in _backend.backend_names():
             return ops.to_backend(self, target)
         return ops.astype(self, target)
 
@@ -281,8 +303,9 @@ class Tensor:
 def as_tensor(value, like=None):
     """``value`` as a Tensor; Python numbers go to the backend of ``like``.
 
-    ``x * 2`` must stay float32 when x is float32, so a Python number takes the
-    dtype of a float ``like``. An array keeps its own backend: a NumPy array next
+    ``x * 0.5`` must stay float32 when x is float32, so a Python or NumPy float
+    takes the dtype of a float ``like``; integers stay int64 (indices, targets),
+    and the ops that mix them with floats cast them. An array keeps its own backend: a NumPy array next
     to a CuPy tensor is an error for the op to report, never an implicit copy.
     """
     if isinstance(value, Tensor):
@@ -290,8 +313,9 @@ def as_tensor(value, like=None):
     if like is None or _backend_name(value) is not None:
         return Tensor(value)
     dtype = None
-    if isinstance(value, (int, float)) and not isinstance(value, bool) and like.dtype.kind == "f":
-        dtype = like.dtype
+    if isinstance(value, numbers.Real) and not isinstance(value, numbers.Integral) \
+            and like.dtype.kind == "f":
+        dtype = like.dtype                       # x * 0.5 stays float32 for float32 x
     return Tensor(_backend.asarray(value, dtype=dtype, backend=like.backend))
 
 

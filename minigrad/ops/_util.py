@@ -1,20 +1,24 @@
-"""Small array helpers shared by the ops: axes, and undoing broadcasting."""
+"""Small helpers shared by the ops: axes, undoing broadcasting, dtype promotion."""
+import operator
 
-__all__ = ["normalize_axes", "sum_to", "reduced_shape"]
+from minigrad.tensor import Tensor, as_tensor
+
+__all__ = ["normalize_axes", "sum_to", "reduced_shape", "drop_axes", "float_operands", "as_float"]
 
 
 def normalize_axes(axis, ndim, op_name):
     """``axis`` (None, an int or a tuple of ints) as a sorted tuple of axes in [0, ndim)."""
     if axis is None:
         return tuple(range(ndim))
-    axes = (axis,) if isinstance(axis, int) else tuple(axis)
+    axes = (axis,) if not isinstance(axis, (tuple, list)) else tuple(axis)
     normalized = []
     for a in axes:
-        if not -ndim <= a < max(ndim, 1):
+        a = operator.index(a)                   # NumPy integers too, never floats
+        if not -ndim <= a < ndim:
             raise ValueError(
                 f"{op_name}: axis {a} is out of range for a tensor of {ndim} dimensions"
             )
-        normalized.append(a % ndim if ndim else 0)
+        normalized.append(a % ndim)
     if len(set(normalized)) != len(normalized):
         raise ValueError(f"{op_name}: repeated axis in {axis}")
     return tuple(sorted(normalized))
@@ -23,6 +27,11 @@ def normalize_axes(axis, ndim, op_name):
 def reduced_shape(shape, axes):
     """The shape of a reduction over ``axes`` with keepdims=True."""
     return tuple(1 if i in axes else n for i, n in enumerate(shape))
+
+
+def drop_axes(y, axes):
+    """A keepdims=True reduction result ``y`` without its reduced axes."""
+    return y.reshape(tuple(n for i, n in enumerate(y.shape) if i not in axes))
 
 
 def sum_to(gx, shape):
@@ -37,3 +46,24 @@ def sum_to(gx, shape):
     stretched = tuple(lead + i for i, n in enumerate(shape) if n == 1 and gx.shape[lead + i] != 1)
     gx = gx.sum(axis=tuple(range(lead)) + stretched, keepdims=True)
     return gx.reshape(shape)
+
+
+def float_operands(*values):
+    """The operands of one op as Tensors, integers cast to the float operand's dtype.
+
+    NumPy would turn int64 with float32 into float64; minigrad gives float32, as
+    PyTorch does. (Two different float dtypes are refused by ``Function``.)
+    Python and NumPy numbers take the dtype of a float tensor beside them.
+    """
+    like = next((v for v in values if isinstance(v, Tensor)), None)
+    tensors = [as_tensor(v, like=like) for v in values]
+    float_dtype = next((t.dtype for t in tensors if t.dtype.kind == "f"), None)
+    if float_dtype is None:
+        return tensors
+    return [t if t.dtype.kind == "f" else Tensor(t.data.astype(float_dtype)) for t in tensors]
+
+
+def as_float(x):
+    """x as a Tensor, an integer or boolean one cast to float32 (for exp, mean, softmax, ...)."""
+    x = as_tensor(x)
+    return x if x.dtype.kind == "f" else Tensor(x.data.astype("float32"))

@@ -8,7 +8,7 @@ import math
 
 from minigrad.backend import backend_of, get_array_module
 from minigrad.function import Function
-from minigrad.ops._util import sum_to
+from minigrad.ops._util import as_float, float_operands, sum_to
 from minigrad.tensor import Tensor, as_tensor
 
 __all__ = [
@@ -51,14 +51,18 @@ class Mul(Function):
     """y = a * b."""
 
     def forward(self, a, b):
-        self.save_for_backward(a, b)
+        # Each gradient needs the other operand: keep only those that will be used.
+        need_a, need_b = self.needs_input_grad
+        self.save_for_backward(a if need_b else None, b if need_a else None)
+        self.shapes = a.shape, b.shape
         return a * b
 
     def backward(self, gy):
         a, b = self.saved
+        a_shape, b_shape = self.shapes
         # dy/da = b, dy/db = a
-        ga = sum_to(gy * b, a.shape) if self.needs_input_grad[0] else None
-        gb = sum_to(gy * a, b.shape) if self.needs_input_grad[1] else None
+        ga = sum_to(gy * b, a_shape) if self.needs_input_grad[0] else None
+        gb = sum_to(gy * a, b_shape) if self.needs_input_grad[1] else None
         return ga, gb
 
 
@@ -255,8 +259,17 @@ class GELU(Function):
 # Selection
 # --------------------------------------------------------------------------- #
 
+def _tie_share(a, b, a_wins, dtype):
+    """The share of the gradient of max(a, b) or min(a, b) that goes to a.
+
+    1 where a wins, 0 where b wins, 1/2 at a tie (the subgradient PyTorch uses).
+    """
+    xp = get_array_module(a)
+    return xp.where(a_wins, 1.0, xp.where(a == b, 0.5, 0.0)).astype(dtype)
+
+
 class Maximum(Function):
-    """y = max(a, b) elementwise; at a tie each operand gets half the gradient (as PyTorch)."""
+    """y = max(a, b) elementwise."""
 
     def forward(self, a, b):
         self.save_for_backward(a, b)
@@ -264,16 +277,13 @@ class Maximum(Function):
 
     def backward(self, gy):
         a, b = self.saved
-        xp = get_array_module(gy)
+        share_a = _tie_share(a, b, a > b, gy.dtype)
         # dy/da = 1 where a > b, 1/2 where a = b, 0 where a < b; dy/db = 1 - dy/da
-        share_a = xp.where(a > b, 1.0, xp.where(a == b, 0.5, 0.0)).astype(gy.dtype)
-        ga = sum_to(gy * share_a, a.shape)
-        gb = sum_to(gy * (1 - share_a), b.shape)
-        return ga, gb
+        return sum_to(gy * share_a, a.shape), sum_to(gy * (1 - share_a), b.shape)
 
 
 class Minimum(Function):
-    """y = min(a, b) elementwise; at a tie each operand gets half the gradient (as PyTorch)."""
+    """y = min(a, b) elementwise."""
 
     def forward(self, a, b):
         self.save_for_backward(a, b)
@@ -281,12 +291,9 @@ class Minimum(Function):
 
     def backward(self, gy):
         a, b = self.saved
-        xp = get_array_module(gy)
+        share_a = _tie_share(a, b, a < b, gy.dtype)
         # dy/da = 1 where a < b, 1/2 where a = b, 0 where a > b; dy/db = 1 - dy/da
-        share_a = xp.where(a < b, 1.0, xp.where(a == b, 0.5, 0.0)).astype(gy.dtype)
-        ga = sum_to(gy * share_a, a.shape)
-        gb = sum_to(gy * (1 - share_a), b.shape)
-        return ga, gb
+        return sum_to(gy * share_a, a.shape), sum_to(gy * (1 - share_a), b.shape)
 
 
 class Where(Function):
@@ -349,39 +356,24 @@ class AsType(Function):
 # The functions users call
 # --------------------------------------------------------------------------- #
 
-def _operands(a, b):
-    """Two operands as Tensors of one dtype when one is float and the other is not.
-
-    NumPy would turn int64 + float32 into float64; minigrad gives float32, as
-    PyTorch does. Two different float dtypes are refused by ``Function``.
-    """
-    like = a if isinstance(a, Tensor) else b if isinstance(b, Tensor) else None
-    a, b = as_tensor(a, like=like), as_tensor(b, like=like)
-    if a.dtype.kind == "f" and b.dtype.kind != "f":
-        b = Tensor(b.data.astype(a.dtype))
-    elif b.dtype.kind == "f" and a.dtype.kind != "f":
-        a = Tensor(a.data.astype(b.dtype))
-    return a, b
-
-
 def add(a, b):
     """a + b, broadcast."""
-    return Add()(*_operands(a, b))
+    return Add()(*float_operands(a, b))
 
 
 def sub(a, b):
     """a - b, broadcast."""
-    return Sub()(*_operands(a, b))
+    return Sub()(*float_operands(a, b))
 
 
 def mul(a, b):
     """a * b, broadcast."""
-    return Mul()(*_operands(a, b))
+    return Mul()(*float_operands(a, b))
 
 
 def div(a, b):
     """a / b, broadcast."""
-    return Div()(*_operands(a, b))
+    return Div()(*float_operands(a, b))
 
 
 def neg(x):
@@ -391,22 +383,22 @@ def neg(x):
 
 def pow(a, b):
     """a ** b, broadcast."""
-    return Pow()(*_operands(a, b))
+    return Pow()(*float_operands(a, b))
 
 
 def exp(x):
     """e^x."""
-    return Exp()(x)
+    return Exp()(as_float(x))
 
 
 def log(x):
     """Natural logarithm."""
-    return Log()(x)
+    return Log()(as_float(x))
 
 
 def sqrt(x):
     """Square root."""
-    return Sqrt()(x)
+    return Sqrt()(as_float(x))
 
 
 def abs(x):
@@ -416,12 +408,12 @@ def abs(x):
 
 def tanh(x):
     """Hyperbolic tangent."""
-    return Tanh()(x)
+    return Tanh()(as_float(x))
 
 
 def sigmoid(x):
     """Logistic sigmoid 1 / (1 + e^-x)."""
-    return Sigmoid()(x)
+    return Sigmoid()(as_float(x))
 
 
 def relu(x):
@@ -431,22 +423,22 @@ def relu(x):
 
 def gelu(x, approximate="none"):
     """Gaussian error linear unit x Phi(x); ``approximate="tanh"`` is GPT-2's form."""
-    return GELU(approximate)(x)
+    return GELU(approximate)(as_float(x))
 
 
 def maximum(a, b):
     """Elementwise max of a and b, broadcast."""
-    return Maximum()(*_operands(a, b))
+    return Maximum()(*float_operands(a, b))
 
 
 def minimum(a, b):
     """Elementwise min of a and b, broadcast."""
-    return Minimum()(*_operands(a, b))
+    return Minimum()(*float_operands(a, b))
 
 
 def where(condition, a, b):
     """a where condition (a boolean tensor or array) is True, else b; broadcast."""
-    a, b = _operands(a, b)
+    a, b = float_operands(a, b)
     condition = as_tensor(condition, like=a)
     if condition.dtype.kind != "b":
         raise TypeError(f"where: expected a boolean condition, got dtype {condition.dtype}")
@@ -457,7 +449,15 @@ def clip(x, min=None, max=None):
     """x limited to [min, max]; either bound may be None."""
     if min is None and max is None:
         raise ValueError("clip: expected at least one of min and max, got neither")
-    return Clip(min, max)(x)
+    x = as_tensor(x)
+    bounds = [b for b in (min, max) if b is not None]
+    if x.dtype.kind != "f" and any(float(b) != int(b) for b in bounds):
+        x = as_float(x)                       # int x with a fractional bound: float32
+    # Bounds as Python numbers: a NumPy float64 bound would upcast float32 x.
+    as_number = float if x.dtype.kind == "f" else int
+    low = None if min is None else as_number(min)
+    high = None if max is None else as_number(max)
+    return Clip(low, high)(x)
 
 
 def astype(x, dtype):

@@ -1,8 +1,7 @@
 """Matrix multiplication, with NumPy's batch broadcasting and 1-D operands."""
 from minigrad.backend import get_array_module
 from minigrad.function import Function
-from minigrad.ops._util import sum_to
-from minigrad.tensor import Tensor, as_tensor
+from minigrad.ops._util import float_operands, sum_to
 
 __all__ = ["matmul"]
 
@@ -40,8 +39,7 @@ class MatMul(Function):
 
 def matmul(a, b):
     """a @ b with NumPy's rules (batch broadcasting, 1-D operands)."""
-    like = a if isinstance(a, Tensor) else b
-    a, b = as_tensor(a, like=like), as_tensor(b, like=like)
+    a, b = float_operands(a, b)
     if a.ndim == 0 or b.ndim == 0:
         raise ValueError(f"matmul: expected operands of at least 1 dimension, got shapes {a.shape} and {b.shape}")
     k_a = a.shape[-1]

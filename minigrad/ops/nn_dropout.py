@@ -13,17 +13,19 @@ __all__ = ["dropout", "dropout_mask", "dropout_composed"]
 
 
 class Dropout(Function):
-    """y = x * mask * scale for a given boolean ``mask`` and ``scale = 1 / (1 - p)``."""
+    """y = x * mask * scale for a boolean keep-``mask`` and ``scale = 1 / (1 - p)``."""
 
-    def __init__(self, mask, scale):
-        self.mask, self.scale = mask, scale
+    def __init__(self, scale):
+        self.scale = scale
 
-    def forward(self, x):
-        return x * self.mask * self.scale
+    def forward(self, x, mask):
+        self.save_for_backward(mask)
+        return x * mask * self.scale
 
     def backward(self, gy):
-        # dy/dx = mask * scale
-        return gy * self.mask * self.scale
+        mask, = self.saved
+        # dy/dx = mask * scale; the mask is not differentiable
+        return gy * mask * self.scale, None
 
 
 def dropout_mask(x, p):
@@ -39,7 +41,7 @@ def dropout(x, p=0.5, training=True):
     if not training or p == 0.0:
         return x
     scale = 0.0 if p == 1.0 else 1.0 / (1.0 - p)      # p = 1 drops everything
-    return Dropout(dropout_mask(x, p), scale)(x)
+    return Dropout(scale)(x, Tensor(dropout_mask(x, p)))
 
 
 def dropout_composed(x, mask, p):

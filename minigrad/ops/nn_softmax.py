@@ -13,7 +13,7 @@ Its log-softmax is NaN, as in PyTorch: there is no log-probability to give.
 """
 from minigrad.backend import get_array_module
 from minigrad.function import Function
-from minigrad.ops._util import normalize_axes
+from minigrad.ops._util import as_float, normalize_axes
 from minigrad.ops.reductions import logsumexp_array, stable_shift
 
 __all__ = ["softmax", "log_softmax", "softmax_composed", "log_softmax_composed"]
@@ -59,12 +59,14 @@ class LogSoftmax(Function):
 
 def softmax(x, axis=-1):
     """Softmax along ``axis``; a fully masked (all -inf) row gives zeros."""
+    x = as_float(x)
     (axis,) = normalize_axes(axis, x.ndim, "softmax")
     return Softmax(axis)(x)
 
 
 def log_softmax(x, axis=-1):
     """Log-softmax along ``axis``, computed stably."""
+    x = as_float(x)
     (axis,) = normalize_axes(axis, x.ndim, "log_softmax")
     return LogSoftmax(axis)(x)
 

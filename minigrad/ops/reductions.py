@@ -7,7 +7,7 @@ import contextlib
 
 from minigrad.backend import get_array_module
 from minigrad.function import Function
-from minigrad.ops._util import normalize_axes, reduced_shape
+from minigrad.ops._util import as_float, drop_axes, normalize_axes, reduced_shape
 
 __all__ = ["sum", "mean", "max", "var", "logsumexp"]
 
@@ -59,8 +59,8 @@ class Mean(Function):
 class Max(Function):
     """y = max_i x_i over ``axes``; the gradient goes to the arg-max.
 
-    Where several elements tie for the max, they share the gradient equally
-    (as ``torch.amax``): each gets 1/k of it.
+    Where k elements tie for the max, they share the gradient equally (as
+    ``torch.amax``): each gets 1/k of it.
     """
 
     def __init__(self, axes, keepdims):
@@ -69,13 +69,13 @@ class Max(Function):
     def forward(self, x):
         y = x.max(axis=self.axes, keepdims=True)
         self.save_for_backward(x == y)
-        return y if self.keepdims else y.reshape([n for i, n in enumerate(x.shape) if i not in self.axes])
+        return y if self.keepdims else drop_axes(y, self.axes)
 
     def backward(self, gy):
         is_max, = self.saved
         ties = is_max.sum(axis=self.axes, keepdims=True)
         share = is_max / ties                         # 1/k on each of k arg-maxes
-        # dy/dx_i = 1 at the arg-max, 0 elsewhere
+        # dy/dx_i = 1/k at each of the k arg-maxes (k = 1 without ties), 0 elsewhere
         return _expand(gy, is_max.shape, self.axes) * share.astype(gy.dtype)
 
 
@@ -110,7 +110,7 @@ class LogSumExp(Function):
     def forward(self, x):
         y = logsumexp_array(x, self.axes)             # (..., 1, ...)
         self.save_for_backward(x, y)
-        return y if self.keepdims else y.reshape([n for i, n in enumerate(x.shape) if i not in self.axes])
+        return y if self.keepdims else drop_axes(y, self.axes)
 
     def backward(self, gy):
         x, y = self.saved
@@ -165,6 +165,7 @@ def sum(x, axis=None, keepdims=False):
 
 def mean(x, axis=None, keepdims=False):
     """Mean over ``axis``."""
+    x = as_float(x)
     return Mean(normalize_axes(axis, x.ndim, "mean"), keepdims)(x)
 
 
@@ -178,9 +179,11 @@ def max(x, axis=None, keepdims=False):
 
 def var(x, axis=None, keepdims=False, ddof=0):
     """Variance over ``axis``; ``ddof=0`` divides by N (NumPy's default), 1 by N - 1."""
+    x = as_float(x)
     return Var(normalize_axes(axis, x.ndim, "var"), keepdims, ddof)(x)
 
 
 def logsumexp(x, axis=None, keepdims=False):
     """log(sum(exp(x))) over ``axis``, without overflow."""
+    x = as_float(x)
     return LogSumExp(normalize_axes(axis, x.ndim, "logsumexp"), keepdims)(x)
