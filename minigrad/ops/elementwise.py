@@ -9,7 +9,7 @@ import math
 from minigrad.backend import backend_of, get_array_module
 from minigrad.function import Function
 from minigrad.ops._util import as_float, float_operands, sum_to
-from minigrad.tensor import Tensor, as_tensor
+from minigrad.tensor import as_tensor
 
 __all__ = [
     "add", "sub", "mul", "div", "neg", "pow", "exp", "log", "sqrt", "abs",

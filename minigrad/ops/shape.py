@@ -4,12 +4,13 @@ Their backward passes put each gradient element back where its forward element
 came from: reshape back, transpose by the inverse permutation, scatter into the
 selected positions, split what was joined and join what was split.
 """
+import itertools
 import numbers
 
 from minigrad.backend import BackendError, asarray, backend_by_name, backend_of, get_array_module
 from minigrad.function import Function
-from minigrad.ops._util import normalize_axes, sum_to
-from minigrad.tensor import Tensor, as_tensor
+from minigrad.ops._util import float_operands, normalize_axes, sum_to
+from minigrad.tensor import Tensor
 
 __all__ = [
     "reshape", "transpose", "swapaxes", "getitem", "concatenate", "stack", "split",
@@ -28,6 +29,7 @@ class Reshape(Function):
         return x.reshape(self.shape)
 
     def backward(self, gy):
+        # dy/dx = identity on the elements: the gradient takes x's shape back
         return gy.reshape(self.x_shape)
 
 
@@ -41,7 +43,7 @@ class Transpose(Function):
         return x.transpose(self.axes)
 
     def backward(self, gy):
-        # the inverse permutation: axis axes[i] of x is axis i of y
+        # dy/dx permutes: gx is gy with the inverse permutation (axis axes[i] of x is axis i of y)
         inverse = [0] * len(self.axes)
         for i, a in enumerate(self.axes):
             inverse[a] = i
@@ -66,6 +68,7 @@ class GetItem(Function):
     def backward(self, gy):
         xp = get_array_module(gy)
         gx = xp.zeros(self.x_shape, dtype=self.x_dtype)
+        # dy/dx = 1 from each selected x element to its y element: gx[index] += gy
         if _is_basic(self.index):
             gx[self.index] = gy                  # each x element selected at most once
         else:
@@ -85,10 +88,8 @@ class Concatenate(Function):
 
     def backward(self, gy):
         xp = get_array_module(gy)
-        boundaries, total = [], 0
-        for size in self.sizes[:-1]:
-            total += size
-            boundaries.append(total)
+        boundaries = list(itertools.accumulate(self.sizes[:-1]))
+        # dy/dx_k = identity on x_k's block: cut gy where the inputs were joined
         return tuple(xp.split(gy, boundaries, axis=self.axis))
 
 
@@ -103,6 +104,7 @@ class Stack(Function):
 
     def backward(self, gy):
         xp = get_array_module(gy)
+        # dy/dx_k = identity on slice k of the new axis: gx_k = gy[..., k, ...]
         return tuple(xp.moveaxis(gy, self.axis, 0))
 
 
@@ -116,6 +118,7 @@ class Split(Function):
         return tuple(get_array_module(x).split(x, self.indices_or_sections, axis=self.axis))
 
     def backward(self, *gys):
+        # dy_k/dx = identity on y_k's block: join the pieces' gradients
         return get_array_module(gys[0]).concatenate(gys, axis=self.axis)
 
 
@@ -162,6 +165,7 @@ class ToBackend(Function):
         return self.target.from_numpy(self.source.to_numpy(x))
 
     def backward(self, gy):
+        # dy/dx = identity: the gradient travels back to x's backend
         return self.source.from_numpy(self.target.to_numpy(gy))
 
 
@@ -195,6 +199,12 @@ def _index_arrays(index, x):
             if part.dtype.kind not in "iub":
                 raise IndexError(f"getitem: index arrays must be integer or boolean, got {part.dtype}")
         converted.append(part)
+    arrays = [p for p in converted if hasattr(p, "dtype")]
+    if len(arrays) > 1 and any(p.dtype.kind == "b" for p in arrays):
+        raise IndexError(
+            "getitem: a boolean mask must be the only array in an index (CuPy supports "
+            "no other form); index with the mask's nonzero() positions instead"
+        )
     return tuple(converted) if isinstance(index, tuple) else converted[0]
 
 
@@ -263,6 +273,8 @@ def stack(tensors, axis=0):
 def split(x, indices_or_sections, axis=0):
     """x cut along ``axis`` into equal sections or at the given indices (a tuple of tensors)."""
     (axis,) = normalize_axes(axis, x.ndim, "split")
+    if isinstance(indices_or_sections, numbers.Integral):
+        indices_or_sections = int(indices_or_sections)
     if isinstance(indices_or_sections, int) and (
             indices_or_sections <= 0 or x.shape[axis] % indices_or_sections):
         raise ValueError(
@@ -284,9 +296,11 @@ def broadcast_to(x, shape):
 
 
 def expand_dims(x, axis):
-    """x with a new axis of size 1 at ``axis``."""
-    (axis,) = normalize_axes(axis, x.ndim + 1, "expand_dims")
-    return Reshape(x.shape[:axis] + (1,) + x.shape[axis:])(x)
+    """x with new axes of size 1 at ``axis`` (an int or a tuple, as NumPy)."""
+    n_new = 1 if isinstance(axis, numbers.Integral) else len(axis)
+    axes = normalize_axes(axis, x.ndim + n_new, "expand_dims")
+    sizes = iter(x.shape)
+    return Reshape(tuple(1 if i in axes else next(sizes) for i in range(x.ndim + n_new)))(x)
 
 
 def squeeze(x, axis=None):
@@ -333,5 +347,4 @@ def _tensor_list(tensors, op_name):
     tensors = list(tensors)
     if not tensors:
         raise ValueError(f"{op_name}: expected at least one tensor, got none")
-    like = next((t for t in tensors if isinstance(t, Tensor)), None)
-    return [as_tensor(t, like=like) for t in tensors]
+    return float_operands(*tensors)
