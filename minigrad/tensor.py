@@ -18,8 +18,9 @@ class Tensor:
     """A node of the graph: ``data`` (NumPy or CuPy array) and ``grad`` (same shape).
 
     Args:
-        data:          an array (keeps its dtype and backend), or Python numbers
-                       (floats become float32, ints int64) placed on the default backend.
+        data:          an array (keeps its dtype and backend, and is used as it is,
+                       not copied, as ``torch.from_numpy``), or Python numbers (floats
+                       become float32, ints int64) placed on the default backend.
         requires_grad: whether ``backward()`` should compute ``grad`` for it.
         dtype:         a dtype to convert to.
 

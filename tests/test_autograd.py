@@ -217,6 +217,12 @@ _OPS = {
     "embedding": lambda x: mg.embedding(mg.Tensor([[1, 0]]), x),
     "dropout": lambda x: mg.dropout(x, 0.5), "layer_norm": lambda x: mg.layer_norm(x, 3, x[0], x[1]),
     "int_operand": lambda x: x * mg.Tensor([1, 2, 3]),
+    "int_matmul": lambda x: x @ mg.Tensor([[1], [2], [3]]),
+    "int_concatenate": lambda x: mg.concatenate([x, mg.Tensor([[1, 2, 3]])]),
+    "int_stack": lambda x: mg.stack([x, mg.Tensor([[1, 2, 3], [4, 5, 6]])]),
+    "int_where": lambda x: mg.where(x.data > 0, x, mg.Tensor([0, 1, 2])),
+    "numpy_float64_operand": lambda x: x * np.float64(2.0),
+    "numpy_float64_bound": lambda x: x.clip(np.float64(0.5)),
 }
 
 
@@ -235,3 +241,44 @@ def test_float32_mixed_with_float64_is_refused_naming_both():
     b = mg.Tensor(np.ones(2, dtype=np.float64))
     with pytest.raises(TypeError, match="float32 and float64"):
         a + b
+
+
+@pytest.mark.parametrize("op", [mg.exp, mg.log, mg.sqrt, mg.tanh, mg.sigmoid, mg.gelu, mg.softmax,
+                                mg.log_softmax, mg.mean, mg.var, mg.logsumexp])
+def test_float_valued_ops_of_integer_tensors_give_float32(op):
+    assert op(mg.Tensor([[1, 2], [3, 4]])).dtype == np.float32
+
+
+# -- 0-d tensors: NumPy hands back scalars, minigrad keeps arrays ------------------
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_a_0d_intermediate_used_twice_backpropagates(backend):
+    x = tensor(np.array([1.0, 2.0]), backend, requires_grad=True)
+    s = x.sum()
+    (s * s).backward()                            # d(s^2)/dx = 2 s = 6
+    np.testing.assert_array_equal(mg.backend.to_numpy(x.grad), [6.0, 6.0])
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_the_grad_of_a_0d_leaf_used_twice_is_a_backend_array(backend):
+    x = tensor(np.array(3.0), backend, requires_grad=True)
+    (x * x).backward()
+    assert isinstance(x.grad, mg.backend.backend_by_name(backend).array_type)
+    assert float(mg.backend.to_numpy(x.grad)) == 6.0
+
+
+# -- Python protocols ------------------------------------------------------------------
+
+def test_a_one_element_tensor_has_a_truth_value_and_converts_to_numbers():
+    assert bool(mg.Tensor([0.0]) == 0.0) and not bool(mg.Tensor(0.0) > 1.0)
+    assert float(mg.Tensor([2.5])) == 2.5 and int(mg.Tensor(7)) == 7
+
+
+def test_the_truth_value_of_a_larger_tensor_is_ambiguous():
+    with pytest.raises(ValueError, match=r"shape \(2,\) is ambiguous"):
+        bool(mg.Tensor([1.0, 2.0]))
+
+
+def test_a_tensor_does_not_become_a_numpy_array_implicitly():
+    with pytest.raises(TypeError, match=r"\.numpy\(\)"):
+        np.asarray(mg.Tensor([1.0, 2.0]))

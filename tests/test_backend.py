@@ -202,3 +202,9 @@ def test_strict_backend_catches_an_op_that_would_break_on_cupy():
     _CupyUnsafeExp()(tensor(np.ones(2), "numpy"))                    # fine on NumPy
     with pytest.raises(TypeError):
         _CupyUnsafeExp()(tensor(np.ones(2), "strict"))               # caught on the CPU
+
+
+def test_creation_functions_follow_numpy():
+    assert mg.zeros(2, 3).shape == mg.zeros((2, 3)).shape == (2, 3)
+    assert mg.arange(4).dtype == np.int64
+    np.testing.assert_array_equal(mg.arange(0, 1, 0.25).numpy(), [0.0, 0.25, 0.5, 0.75])

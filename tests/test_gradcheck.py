@@ -270,7 +270,8 @@ def test_the_message_names_the_input_the_index_and_both_values(backend):
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_the_fast_mode_message_gives_both_values_and_says_how_to_find_the_index(backend):
     with pytest.raises(mg.GradcheckError,
-                       match=r"inputs \[0\] is wrong: analytic \S+, numerical \S+.*fast_mode=False"):
+                       match=r"input 0 \(shape \(3, 4\)\) along a random direction is wrong: "
+                             r"analytic \S+, numerical \S+.*fast_mode=False"):
         mg.gradcheck(call(SquareHalfGradient), inputs_for([(3, 4)], backend), fast_mode=True)
 
 
@@ -312,3 +313,33 @@ def test_only_inputs_that_require_grad_are_checked(backend):
     b = tensor(random((3, 4), seed=2), backend, requires_grad=True)
     with pytest.raises(mg.GradcheckError, match=r"input 1 "):
         mg.gradcheck(call(MulForgetsOperand), [a, b])
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("fast_mode", [False, True])
+def test_inputs_are_restored_when_fn_raises_midway(backend, fast_mode):
+    x = tensor(np.array([1.0, 2.0]), backend, requires_grad=True)
+    calls = []
+
+    def fails_on_the_third_call(x):
+        calls.append(1)
+        if len(calls) == 3:
+            raise KeyError("boom")
+        return x * 2.0
+    with pytest.raises(KeyError):
+        mg.gradcheck(fails_on_the_third_call, [x], fast_mode=fast_mode)
+    np.testing.assert_array_equal(x.numpy(), [1.0, 2.0])
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_the_users_grad_is_put_back(backend):
+    x = tensor(np.array([1.0, 2.0]), backend, requires_grad=True)
+    x.grad = tensor(np.array([7.0, 8.0]), backend).data
+    mg.gradcheck(lambda x: x * 3.0, [x])
+    np.testing.assert_array_equal(mg.backend.to_numpy(x.grad), [7.0, 8.0])
+
+
+def test_a_non_leaf_input_is_refused_clearly():
+    x = mg.Tensor(np.ones(2), requires_grad=True) * 2.0
+    with pytest.raises(ValueError, match="input 0 is the output of an op, not a leaf"):
+        mg.gradcheck(lambda x: x * 3.0, [x])

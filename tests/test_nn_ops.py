@@ -598,3 +598,27 @@ def test_fused_ops_keep_the_float_dtype(backend, dtype, fn, n_inputs):
     assert y.dtype == dtype
     y.backward(tensor(upstream(y.shape, dtype), backend))
     assert all(x.grad.dtype == dtype for x in inputs)
+
+
+def test_python_int_targets_and_indices_stay_integers():
+    logits = np.array([0.5, -1.0, 2.0])
+    loss = mg.cross_entropy(mg.Tensor(logits), 2)
+    np.testing.assert_allclose(loss.item(), -np_log_softmax(logits, 0)[2], rtol=1e-6)
+    weight = np.arange(6.0).reshape(3, 2)
+    np.testing.assert_array_equal(mg.embedding(1, mg.Tensor(weight)).numpy(), weight[1])
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("op", [mg.softmax, mg.log_softmax])
+def test_softmax_backward_through_an_empty_axis_gives_an_empty_gradient(backend, op):
+    x = tensor(np.zeros((2, 0)), backend, requires_grad=True)
+    op(x, axis=1).backward(tensor(np.zeros((2, 0)), backend).data)
+    assert x.grad.shape == (2, 0)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_cross_entropy_of_an_empty_batch_with_sum_is_zero(backend):
+    logits = tensor(np.zeros((0, 4)), backend, requires_grad=True)
+    loss = mg.cross_entropy(logits, tensor(np.zeros((0,), dtype=np.int64), backend), reduction="sum")
+    loss.backward()
+    assert loss.item() == 0.0 and logits.grad.shape == (0, 4)

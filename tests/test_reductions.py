@@ -245,3 +245,13 @@ def test_out_of_range_axis_raises(name, axis, bad):
 def test_repeated_axis_raises(name):
     with pytest.raises(ValueError, match=r"repeated axis"):
         getattr(mg, name)(mg.Tensor(np.zeros((2, 3))), axis=(1, -1))
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("name", ["sum", "mean", "max", "var", "logsumexp"])
+def test_backward_through_an_empty_batch_gives_an_empty_gradient(backend, name):
+    x = tensor(np.zeros((0, 3)), backend, requires_grad=True)       # no rows, reduce along 1
+    y = getattr(mg, name)(x, axis=1)
+    assert y.shape == (0,)
+    y.backward(tensor(np.zeros((0,)), backend).data)
+    assert x.grad.shape == (0, 3)

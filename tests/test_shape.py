@@ -484,3 +484,25 @@ def test_an_op_mixing_backends_raises_naming_both(first, second, op):
 def test_split_with_decreasing_indices_is_refused():
     with pytest.raises(ValueError, match=r"increasing split indices, got \[3, 1\]"):
         mg.split(mg.Tensor(np.arange(5.0)), [3, 1])
+
+
+def test_expand_dims_takes_a_tuple_of_axes_as_numpy():
+    x = np.arange(6.0).reshape(2, 3)
+    assert mg.expand_dims(mg.Tensor(x), (0, 3)).shape == np.expand_dims(x, (0, 3)).shape
+
+
+def test_a_boolean_mask_mixed_with_an_integer_array_is_refused():
+    x = mg.Tensor(np.arange(6.0).reshape(2, 3))
+    with pytest.raises(IndexError, match="boolean mask must be the only array"):
+        x[np.array([True, False]), np.array([0])]
+
+
+def test_numpy_integer_axes_and_sections_are_accepted():
+    x = mg.Tensor(np.arange(6.0).reshape(2, 3))
+    assert x.sum(axis=np.int64(1)).shape == (2,)
+    assert [p.shape for p in mg.split(x, np.int64(3), axis=np.int64(1))] == [(2, 1)] * 3
+
+
+def test_an_axis_of_a_0d_tensor_is_out_of_range():
+    with pytest.raises(ValueError, match="axis 0 is out of range for a tensor of 0 dimensions"):
+        mg.Tensor(1.0).sum(axis=0)
