@@ -115,8 +115,10 @@ class Function:
 
 def _same_backend_tensors(inputs, op_name):
     """Inputs as Tensors, all on one backend; never an implicit copy between two."""
-    like = next((x for x in inputs if isinstance(x, Tensor)), None)
-    tensors = tuple(x if isinstance(x, Tensor) else as_tensor(x, like=like) for x in inputs)
+    tensors = inputs
+    if not all(isinstance(x, Tensor) for x in inputs):
+        like = next((x for x in inputs if isinstance(x, Tensor)), None)
+        tensors = tuple(x if isinstance(x, Tensor) else as_tensor(x, like=like) for x in inputs)
     if len({type(t.data) for t in tensors}) == 1:        # the common case, checked fast
         return tensors
     backends = {backend_of(t.data).name for t in tensors}
@@ -130,6 +132,8 @@ def _same_backend_tensors(inputs, op_name):
 
 def _check_float_dtypes(inputs, op_name):
     """Refuse float32 mixed with float64: NumPy would silently upcast."""
+    if len(inputs) == 1:
+        return
     floats = {t.dtype for t in inputs if t.dtype.kind == "f"}
     if len(floats) > 1:
         names = " and ".join(sorted(str(dtype) for dtype in floats))

@@ -55,6 +55,8 @@ def float_operands(*values):
     PyTorch does. (Two different float dtypes are refused by ``Function``.)
     Python and NumPy numbers take the dtype of a float tensor beside them.
     """
+    if all(isinstance(v, Tensor) and v.dtype == values[0].dtype for v in values):
+        return values                            # the common case: nothing to convert
     like = next((v for v in values if isinstance(v, Tensor)), None)
     tensors = [as_tensor(v, like=like) for v in values]
     float_dtype = next((t.dtype for t in tensors if t.dtype.kind == "f"), None)
