@@ -176,20 +176,38 @@ class _StrictUfunc:
         return _strict(attribute) if callable(attribute) else attribute
 
 
+# The array-module names op code may use: each checked to exist in CuPy (>= 13),
+# with NumPy's meaning. A name outside this list raises AttributeError, so an op
+# that reaches for a NumPy-only function fails here, on the CPU, not on the GPU.
+# Add a name only after checking CuPy's reference for it.
+CUPY_NAMES = frozenset("""
+    abs absolute add all any arange argmax argmin asarray broadcast_to clip
+    concatenate copy cos divide empty empty_like equal exp expand_dims float16
+    float32 float64 full full_like greater greater_equal int32 int64 isfinite isinf
+    isnan less less_equal log log1p logical_and logical_not logical_or matmul maximum
+    mean minimum moveaxis multiply negative not_equal ones ones_like pad power
+    reshape sign sin split sqrt square squeeze stack subtract sum swapaxes tanh
+    transpose uint8 where zeros zeros_like bool_ int8 newaxis inf nan pi e
+""".split()) | {"errstate"}   # errstate: NumPy computes here; code reaches it via getattr(xp, ..., None)
+
+
 class _StrictModule:
-    """NumPy's namespace, its functions taking and returning StrictArrays."""
+    """NumPy's namespace limited to ``CUPY_NAMES``, taking and returning StrictArrays."""
 
     def __init__(self, module):
         self._module = module
 
     def __getattr__(self, name):
+        if name not in CUPY_NAMES:
+            raise AttributeError(
+                f"strict backend: xp.{name} is not in the list of functions checked to "
+                "exist in CuPy (tests/strict_backend.py CUPY_NAMES); check CuPy has it, then add it"
+            )
         attribute = getattr(self._module, name)
         if isinstance(attribute, np.ufunc):
             return _StrictUfunc(attribute)
         if isinstance(attribute, type):               # dtypes, errstate: as they are
             return attribute
-        if type(attribute).__name__ == "module":
-            return _StrictModule(attribute)
         return _strict(attribute) if callable(attribute) else attribute
 
     def __repr__(self):

@@ -208,3 +208,10 @@ def test_creation_functions_follow_numpy():
     assert mg.zeros(2, 3).shape == mg.zeros((2, 3)).shape == (2, 3)
     assert mg.arange(4).dtype == np.int64
     np.testing.assert_array_equal(mg.arange(0, 1, 0.25).numpy(), [0.0, 0.25, 0.5, 0.75])
+
+
+def test_strict_module_offers_only_functions_cupy_has():
+    xp = mg.backend.backend_by_name("strict").xp
+    assert isinstance(xp.exp(tensor(np.zeros(2), "strict").data), StrictArray)
+    with pytest.raises(AttributeError, match="xp.nanpercentile is not in the list"):
+        xp.nanpercentile
