@@ -138,26 +138,20 @@ def raw_array_step(workload, with_grad, inputs, backend):
 def minigrad_step(workload, with_grad, inputs, backend):
     a = mg.Tensor(backend.from_numpy(inputs.a), requires_grad=with_grad)
     b = mg.Tensor(backend.from_numpy(inputs.b), requires_grad=with_grad)
-    gy = backend.from_numpy(inputs.gy)
-    op = workload.op
-    if not with_grad:
-        return (lambda: (op(a, b),)), mg.no_grad
-
-    def step():
-        a.grad = b.grad = None
-        y = op(a, b)
-        y.backward(gy)
-        return y, a.grad, b.grad
-    return step, contextlib.nullcontext
+    return _framework_step(workload.op, a, b, backend.from_numpy(inputs.gy), with_grad, mg.no_grad)
 
 
 def torch_step(workload, with_grad, inputs, backend):
     a = torch.from_numpy(inputs.a.copy()).requires_grad_(with_grad)
     b = torch.from_numpy(inputs.b.copy()).requires_grad_(with_grad)
     gy = torch.from_numpy(inputs.gy.copy())
-    op = workload.op
+    return _framework_step(workload.op, a, b, gy, with_grad, torch.no_grad)
+
+
+def _framework_step(op, a, b, gy, with_grad, no_grad):
+    """The step of an autograd framework, and the context to time it in."""
     if not with_grad:
-        return (lambda: (op(a, b),)), torch.no_grad
+        return (lambda: (op(a, b),)), no_grad
 
     def step():
         a.grad = b.grad = None
