@@ -130,13 +130,18 @@ BASIC_AND_LIST_INDICES = [
 ]
 
 
+def _check_getitem(x, x_np, index, index_np):
+    """x[index] equals NumPy's x_np[index_np], and its gradient passes gradcheck."""
+    assert_close(x[index], x_np[index_np])
+    check_grad(lambda x: x[index], [x])
+
+
 @pytest.mark.parametrize("backend", BACKENDS)
 @pytest.mark.parametrize("shape, index", BASIC_AND_LIST_INDICES)
 def test_getitem_matches_numpy_and_gradcheck(backend, shape, index):
     x_np = np.random.default_rng(0).standard_normal(shape)
     x = tensor(x_np, backend, requires_grad=True)
-    assert_close(x[index], x_np[index])
-    check_grad(lambda x: x[index], [x])
+    _check_getitem(x, x_np, index, index)
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
@@ -145,8 +150,7 @@ def test_getitem_with_basic_indices_from_hypothesis(backend, data):
     shape = data.draw(shapes(min_dims=1, max_dims=3, min_side=0, max_side=4))
     x_np, x = _draw_tensor(data, shape, backend)
     index = data.draw(hnp.basic_indices(shape, allow_newaxis=True))
-    assert_close(x[index], x_np[index])
-    check_grad(lambda x: x[index], [x])
+    _check_getitem(x, x_np, index, index)
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
@@ -172,8 +176,7 @@ def test_getitem_with_integer_tensor_indices(backend, data):
     index = data.draw(hnp.integer_array_indices(
         shape, result_shape=hnp.array_shapes(min_dims=1, max_dims=2, max_side=4)))
     index_t = tuple(tensor(i, backend) for i in index)         # repeats and negatives included
-    assert_close(x[index_t], x_np[index])
-    check_grad(lambda x: x[index_t], [x])
+    _check_getitem(x, x_np, index_t, index)
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
@@ -184,8 +187,7 @@ def test_getitem_with_a_boolean_mask(backend, data):
     mask_ndim = data.draw(st.integers(1, len(shape)))                 # full or leading axes
     mask = data.draw(hnp.arrays(np.bool_, shape[:mask_ndim]))
     mask_t = tensor(mask, backend)
-    assert_close(x[mask_t], x_np[mask])
-    check_grad(lambda x: x[mask_t], [x])
+    _check_getitem(x, x_np, mask_t, mask)
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
