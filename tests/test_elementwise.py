@@ -367,3 +367,9 @@ def test_numpy_array_on_the_left(name):
     assert isinstance(y, mg.Tensor) and y.dtype == np.float32 and y.shape == (2, 3)
     assert_close(y, reference(a_np, t_np), rtol=1e-6, atol=0)
     check_grad(lambda t: op(a_np, t), [tensor(t_np, requires_grad=True)])
+
+
+def test_clip_of_an_integer_tensor_with_an_infinite_bound_gives_float32():
+    y = mg.clip(mg.Tensor([-3, 0, 5]), min=-1, max=float("inf"))
+    assert y.dtype == np.float32
+    np.testing.assert_array_equal(y.numpy(), [-1.0, 0.0, 5.0])

@@ -451,7 +451,7 @@ def clip(x, min=None, max=None):
         raise ValueError("clip: expected at least one of min and max, got neither")
     x = as_tensor(x)
     bounds = [b for b in (min, max) if b is not None]
-    if x.dtype.kind != "f" and any(float(b) != int(b) for b in bounds):
+    if x.dtype.kind != "f" and any(not float(b).is_integer() for b in bounds):
         x = as_float(x)                       # int x with a fractional bound: float32
     # Bounds as Python numbers: a NumPy float64 bound would upcast float32 x.
     as_number = float if x.dtype.kind == "f" else int
