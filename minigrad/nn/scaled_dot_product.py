@@ -1,0 +1,91 @@
+"""Scaled dot-product attention (Vaswani et al., 2017, "Attention Is All You Need", §3.2.1).
+
+    Attention(Q, K, V) = softmax(Q K^T / sqrt(d_k) + M) V
+
+Q (..., T, d_k) queries, K (..., S, d_k) keys, V (..., S, d_v) values; the leading
+axes (batch, heads) broadcast. M is the mask: minigrad follows
+``torch.nn.MultiheadAttention`` everywhere, so a **boolean** mask is True where
+attention is NOT allowed (those scores become -inf, their weights exactly 0), and a
+**float** mask is added to the scores. (PyTorch's own
+``F.scaled_dot_product_attention`` reads booleans the other way round; minigrad
+keeps one convention.) A query row with every key masked has no distribution to
+take: its weights are NaN, as in PyTorch.
+"""
+import math
+
+from minigrad.backend import get_array_module
+from minigrad.ops import dropout, matmul, softmax, swapaxes, where
+from minigrad.tensor import Tensor, as_tensor
+
+__all__ = ["scaled_dot_product_attention", "attention_weights", "causal_mask",
+           "apply_attention_mask"]
+
+
+def causal_mask(T, S, like):
+    """Boolean (T, S), True above the diagonal: query t may not see keys s > t."""
+    xp = get_array_module(like.data)
+    return Tensor(xp.triu(xp.ones((T, S), dtype=bool), k=1))
+
+
+def apply_attention_mask(scores, mask, name="attn_mask"):
+    """scores with a boolean mask (True -> -inf) or a float mask (added) applied."""
+    if mask is None:
+        return scores
+    mask = as_tensor(mask, like=scores)
+    if not _broadcasts_to(mask.shape, scores.shape):
+        raise ValueError(f"{name} of shape {mask.shape} does not broadcast to the "
+                         f"attention scores of shape {scores.shape}")
+    if mask.dtype.kind == "b":
+        return where(mask, float("-inf"), scores)
+    if mask.dtype.kind == "f":
+        return scores + Tensor(mask.data.astype(scores.dtype, copy=False))
+    raise TypeError(f"{name}: expected a boolean or float mask, got dtype {mask.dtype}")
+
+
+def attention_weights(q, k, attn_mask=None, is_causal=False, scale=None):
+    """softmax(Q K^T * scale + M) over the keys: (..., T, S), each row sums to 1."""
+    if q.shape[-1] != k.shape[-1]:
+        raise ValueError(f"scaled_dot_product_attention: queries and keys need one width d_k, "
+                         f"got q {q.shape} and k {k.shape}")
+    if is_causal and attn_mask is not None:
+        raise ValueError("scaled_dot_product_attention: give attn_mask or is_causal=True, not both")
+    T, S, d_k = q.shape[-2], k.shape[-2], q.shape[-1]
+    # Why sqrt(d_k): for q, k with independent unit-variance entries, q . k is a sum
+    # of d_k unit-variance terms, so its variance is d_k. Dividing by sqrt(d_k) keeps
+    # the scores at unit scale, so softmax does not saturate into one-hot rows whose
+    # gradients vanish (§3.2.1).
+    scale = 1.0 / math.sqrt(d_k) if scale is None else scale
+    scores = matmul(q, swapaxes(k, -2, -1)) * scale              # (..., T, S)
+    if is_causal:
+        attn_mask = causal_mask(T, S, q)                         # (T, S)
+    scores = apply_attention_mask(scores, attn_mask)
+    return softmax(scores, axis=-1)                              # (..., T, S)
+
+
+def scaled_dot_product_attention(q, k, v, attn_mask=None, dropout_p=0.0, is_causal=False,
+                                 scale=None, training=True):
+    """softmax(Q K^T / sqrt(d_k) + M) V.
+
+    Args:
+        q: (..., T, d_k); k: (..., S, d_k); v: (..., S, d_v).
+        attn_mask: boolean (True = not allowed) or float (added), broadcastable to (..., T, S).
+        dropout_p: dropout on the attention weights (when ``training``).
+        is_causal: mask keys s > t (a square causal mask); not with ``attn_mask``.
+        scale: the score scale, 1 / sqrt(d_k) when None.
+
+    Returns:
+        (..., T, d_v).
+    """
+    if k.shape[-2] != v.shape[-2]:
+        raise ValueError(f"scaled_dot_product_attention: keys and values need one length S, "
+                         f"got k {k.shape} and v {v.shape}")
+    weights = attention_weights(q, k, attn_mask, is_causal, scale)   # (..., T, S)
+    weights = dropout(weights, dropout_p, training)
+    return matmul(weights, v)                                        # (..., T, d_v)
+
+
+def _broadcasts_to(shape, target):
+    """Whether an array of ``shape`` broadcasts to ``target`` (NumPy's rules)."""
+    if len(shape) > len(target):
+        return False
+    return all(m in (1, t) for m, t in zip(shape[::-1], target[::-1]))
