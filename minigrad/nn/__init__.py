@@ -12,3 +12,9 @@ from minigrad.nn.embedding import Embedding
 from minigrad.nn.dropout import Dropout
 from minigrad.nn.layer_norm import LayerNorm
 from minigrad.nn.activation import GELU, ReLU, Sigmoid, Tanh
+from minigrad.nn.multihead_attention import MultiheadAttention
+from minigrad.nn.positional_encoding import PositionalEncoding, sinusoidal_positional_encoding
+from minigrad.nn.transformer import (
+    Transformer, TransformerDecoder, TransformerDecoderLayer, TransformerEncoder,
+    TransformerEncoderLayer,
+)

@@ -1,0 +1,169 @@
+"""``MultiheadAttention`` (Vaswani et al., 2017, "Attention Is All You Need", §3.2.2).
+
+    MultiHead(Q, K, V) = Concat(head_1, ..., head_h) W^O
+    head_i             = Attention(Q W_i^Q, K W_i^K, V W_i^V)
+    Attention(q, k, v) = softmax(q k^T / sqrt(d_k) + M) v          (scaled_dot_product.py)
+
+Glossary: E = embed_dim = d_model, h = num_heads, d_k = d_v = E / h.
+"""
+import math
+
+from minigrad import creation
+from minigrad.nn import init
+from minigrad.nn.functional import linear
+from minigrad.nn.linear import Linear
+from minigrad.nn.module import Module
+from minigrad.nn.parameter import Parameter
+from minigrad.nn.scaled_dot_product import apply_attention_mask, causal_mask
+from minigrad.ops import dropout, matmul, softmax, split
+from minigrad.tensor import as_tensor
+
+__all__ = ["MultiheadAttention"]
+
+
+class MultiheadAttention(Module):
+    """h attention heads in parallel on learned projections of the queries, keys and values.
+
+    The h projections W_i^Q (E, d_k) are the column blocks of one matrix, and PyTorch
+    packs the three (Q, K, V) into one parameter, as here:
+
+        in_proj_weight (3E, E) = [W^Q; W^K; W^V] (rows 0:E, E:2E, 2E:3E), x W^T convention
+        in_proj_bias   (3E,)   = [b^Q; b^K; b^V]
+        out_proj               = Linear(E, E): W^O and its bias
+
+    Masks (one convention in minigrad, ``torch.nn.MultiheadAttention``'s): a boolean
+    mask is True where attention is NOT allowed, a float mask is added to the scores.
+
+    Shapes (batch_first=True, the default here; False puts the length first):
+        query (B, T, E); key (B, S, E); value (B, S, E)
+        key_padding_mask (B, S): True at padded keys
+        attn_mask (T, S) or (B * h, T, S)
+        output (B, T, E)
+        weights (B, T, S) averaged over heads, or (B, h, T, S) with
+        ``average_attn_weights=False``; None with ``need_weights=False``
+
+    Initialization (PyTorch's): in_proj_weight Xavier-uniform, in_proj_bias and
+    out_proj.bias zero, out_proj.weight as any Linear.
+    """
+
+    def __init__(self, embed_dim, num_heads, dropout=0.0, bias=True, batch_first=True):
+        super().__init__()
+        if embed_dim % num_heads:
+            raise ValueError(f"MultiheadAttention: embed_dim ({embed_dim}) must be divisible "
+                             f"by num_heads ({num_heads})")
+        self.embed_dim, self.num_heads = embed_dim, num_heads
+        self.head_dim = embed_dim // num_heads
+        self.dropout, self.batch_first = dropout, batch_first
+        self.in_proj_weight = Parameter(creation.zeros(3 * embed_dim, embed_dim))
+        if bias:
+            self.in_proj_bias = Parameter(creation.zeros(3 * embed_dim))
+        else:
+            self.register_parameter("in_proj_bias", None)
+        self.out_proj = Linear(embed_dim, embed_dim, bias=bias)
+        self.reset_parameters()
+
+    def reset_parameters(self):
+        init.xavier_uniform_(self.in_proj_weight)
+        if self.in_proj_bias is not None:
+            init.zeros_(self.in_proj_bias)
+            init.zeros_(self.out_proj.bias)
+
+    def forward(self, query, key, value, key_padding_mask=None, need_weights=True,
+                attn_mask=None, average_attn_weights=True, is_causal=False):
+        if not self.batch_first:                     # (T, B, E) -> (B, T, E)
+            query, key, value = (x.swapaxes(0, 1) for x in (query, key, value))
+        self._check(query, key, value)
+        B, T, E = query.shape
+        S = key.shape[1]
+        h, d_k = self.num_heads, self.head_dim
+
+        # 1. Project: Q = query W^Q^T + b^Q, and so on (one matmul for self-attention).
+        q, k, v = self.in_projection(query, key, value)            # (B, T|S|S, E)
+
+        # 2. Split E into h heads of d_k: (B, L, E) -> (B, h, L, d_k).
+        q = q.reshape(B, T, h, d_k).transpose(0, 2, 1, 3)           # (B, h, T, d_k)
+        k = k.reshape(B, S, h, d_k).transpose(0, 2, 1, 3)           # (B, h, S, d_k)
+        v = v.reshape(B, S, h, d_k).transpose(0, 2, 1, 3)           # (B, h, S, d_k)
+
+        # 3. Scores, scaled by 1/sqrt(d_k) (the reason is in scaled_dot_product.py).
+        scores = matmul(q, k.swapaxes(-2, -1)) * (1.0 / math.sqrt(d_k))   # (B, h, T, S)
+
+        # 4. Masks: the per-query attn_mask, then padded keys.
+        if is_causal and attn_mask is None:
+            attn_mask = causal_mask(T, S, query)                      # (T, S)
+        scores = apply_attention_mask(scores, self._attn_mask(attn_mask, B, T, S), "attn_mask")
+        if key_padding_mask is not None:
+            scores = apply_attention_mask(scores, self._padding_mask(key_padding_mask, query, B, S),
+                                          "key_padding_mask")
+
+        # 5. Weights and the weighted sum of values, per head.
+        weights = softmax(scores, axis=-1)                          # (B, h, T, S)
+        weights = dropout(weights, self.dropout, self.training)
+        heads = matmul(weights, v)                                  # (B, h, T, d_k)
+
+        # 6. Concatenate the heads and mix them: Concat(head_1..h) W^O.
+        heads = heads.transpose(0, 2, 1, 3).reshape(B, T, E)        # (B, T, E)
+        output = self.out_proj(heads)                               # (B, T, E)
+
+        if not self.batch_first:
+            output = output.swapaxes(0, 1)                          # (T, B, E)
+        if not need_weights:
+            return output, None
+        if average_attn_weights:
+            weights = weights.mean(axis=1)                          # (B, T, S)
+        return output, weights
+
+    def in_projection(self, query, key, value):
+        """(Q, K, V) = (query W^Q^T + b^Q, key W^K^T + b^K, value W^V^T + b^V).
+
+        Self-attention (query, key and value one tensor) is one (3E, E) matmul; for
+        encoder-decoder attention (key is value) K and V share one (2E, E) matmul.
+        """
+        E = self.embed_dim
+        W, b = self.in_proj_weight, self.in_proj_bias
+        if query is key and key is value:
+            return split(linear(query, W, b), 3, axis=-1)           # 3 x (B, T, E)
+        W_q, W_kv = split(W, [E], axis=0)                           # (E, E), (2E, E)
+        b_q, b_kv = split(b, [E], axis=0) if b is not None else (None, None)
+        q = linear(query, W_q, b_q)                                 # (B, T, E)
+        if key is value:
+            k, v = split(linear(key, W_kv, b_kv), 2, axis=-1)       # 2 x (B, S, E)
+            return q, k, v
+        W_k, W_v = split(W_kv, 2, axis=0)                           # (E, E) each
+        b_k, b_v = split(b_kv, 2, axis=0) if b is not None else (None, None)
+        return q, linear(key, W_k, b_k), linear(value, W_v, b_v)
+
+    def _check(self, query, key, value):
+        E = self.embed_dim
+        for name, x in (("query", query), ("key", key), ("value", value)):
+            if x.ndim != 3 or x.shape[-1] != E:
+                raise ValueError(f"MultiheadAttention: expected {name} of shape (B, L, {E}) "
+                                 f"(batch_first={self.batch_first}), got {x.shape}")
+        if key.shape[:2] != value.shape[:2] or key.shape[0] != query.shape[0]:
+            raise ValueError(f"MultiheadAttention: query {query.shape}, key {key.shape} and value "
+                             f"{value.shape} must share the batch, and key and value the length")
+
+    def _attn_mask(self, attn_mask, B, T, S):
+        """attn_mask (T, S) or (B*h, T, S) -> broadcastable to the scores (B, h, T, S)."""
+        if attn_mask is None:
+            return None
+        attn_mask = as_tensor(attn_mask)
+        h = self.num_heads
+        if attn_mask.shape == (T, S):
+            return attn_mask
+        if attn_mask.shape == (B * h, T, S):
+            return attn_mask.reshape(B, h, T, S)
+        raise ValueError(f"MultiheadAttention: expected attn_mask of shape ({T}, {S}) or "
+                         f"({B * h}, {T}, {S}), got {attn_mask.shape}")
+
+    @staticmethod
+    def _padding_mask(key_padding_mask, like, B, S):
+        """key_padding_mask (B, S) -> (B, 1, 1, S), the same for every head and query."""
+        key_padding_mask = as_tensor(key_padding_mask, like=like)
+        if key_padding_mask.shape != (B, S):
+            raise ValueError(f"MultiheadAttention: expected key_padding_mask of shape ({B}, {S}), "
+                             f"got {key_padding_mask.shape}")
+        return key_padding_mask.reshape(B, 1, 1, S)
+
+    def extra_repr(self):
+        return f"embed_dim={self.embed_dim}, num_heads={self.num_heads}, dropout={self.dropout}"
