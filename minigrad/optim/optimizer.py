@@ -1,0 +1,80 @@
+"""``Optimizer``: the base class: parameter groups, per-parameter state, zero_grad.
+
+An optimizer holds the Parameter objects themselves and updates their ``data``
+in place from their ``grad``. Hyper-parameters live in ``param_groups`` (a list of
+dicts, as PyTorch's), so a learning-rate schedule changes ``group["lr"]``.
+"""
+from minigrad import backend as _backend
+
+__all__ = ["Optimizer"]
+
+
+class Optimizer:
+    """Base class. Subclasses define ``step()`` using ``self.state[id]`` per parameter."""
+
+    def __init__(self, params, defaults):
+        params = list(params)
+        if not params:
+            raise ValueError(f"{type(self).__name__}: got an empty parameter list")
+        if not isinstance(params[0], dict):
+            params = [{"params": params}]
+        self.defaults = dict(defaults)
+        self.param_groups = []
+        for group in params:
+            group = {**self.defaults, **group, "params": list(group["params"])}
+            self.param_groups.append(group)
+        self.state = {}                      # id(param) -> dict of arrays / numbers
+
+    def parameters(self):
+        for group in self.param_groups:
+            yield from group["params"]
+
+    def zero_grad(self):
+        """Forget every gradient (``grad = None``)."""
+        for p in self.parameters():
+            p.grad = None
+
+    def step(self):
+        raise NotImplementedError
+
+    # -- saving and resuming ------------------------------------------------------
+    def state_dict(self):
+        """{"state": {index: {name: NumPy array or number}}, "param_groups": [...]},
+        parameters numbered in order, as PyTorch's, so it can be saved and reloaded."""
+        index = {id(p): i for i, p in enumerate(self.parameters())}
+        state = {}
+        for pid, entries in self.state.items():
+            state[index[pid]] = {k: _backend.to_numpy(v) if _is_array(v) else v
+                                 for k, v in entries.items()}
+        groups = [{k: v for k, v in g.items() if k != "params"} | {"params": [index[id(p)] for p in g["params"]]}
+                  for g in self.param_groups]
+        return {"state": state, "param_groups": groups}
+
+    def load_state_dict(self, state_dict):
+        """Restore what ``state_dict`` saved; arrays go to each parameter's backend."""
+        params = list(self.parameters())
+        groups = state_dict["param_groups"]
+        if len(groups) != len(self.param_groups) or any(
+                len(g["params"]) != len(own["params"]) for g, own in zip(groups, self.param_groups)):
+            raise ValueError(
+                f"{type(self).__name__}.load_state_dict: the saved state has groups of sizes "
+                f"{[len(g['params']) for g in groups]}, this optimizer "
+                f"{[len(g['params']) for g in self.param_groups]}"
+            )
+        for group, saved in zip(self.param_groups, groups):
+            group.update({k: v for k, v in saved.items() if k != "params"})
+        self.state = {}
+        for i, entries in state_dict["state"].items():
+            p = params[int(i)]
+            backend = _backend.backend_of(p.data)
+            self.state[id(p)] = {k: backend.from_numpy(v.astype(p.dtype, copy=True))
+                                 if hasattr(v, "shape") and v.shape == p.shape else v
+                                 for k, v in entries.items()}
+
+
+def _is_array(value):
+    try:
+        _backend.backend_of(value)
+        return True
+    except TypeError:
+        return False
