@@ -15,10 +15,37 @@ from minigrad.nn.linear import Linear
 from minigrad.nn.module import Module
 from minigrad.nn.parameter import Parameter
 from minigrad.nn.scaled_dot_product import apply_attention_mask, causal_mask
-from minigrad.ops import dropout, matmul, softmax, split
+from minigrad.ops import concatenate, dropout, matmul, softmax, split
 from minigrad.tensor import as_tensor
 
-__all__ = ["MultiheadAttention"]
+__all__ = ["MultiheadAttention", "KVCache"]
+
+
+class KVCache:
+    """Projected keys and values of one attention layer, kept between decoding steps.
+
+    ``static=True``: keys and values of a fixed memory (the encoder output), projected
+    at the first call and reused. ``static=False``: self-attention over a growing
+    prefix: each call appends its keys and values along the length axis.
+    k, v: (B, h, S, d_k).
+    """
+
+    def __init__(self, static):
+        self.static = static
+        self.k = self.v = None
+
+    def update(self, k, v):
+        """Store the new keys/values (appended unless static); return the whole cache."""
+        if not self.static and self.k is not None:
+            k = concatenate([self.k, k], axis=2)                    # (B, h, S_past + S, d_k)
+            v = concatenate([self.v, v], axis=2)
+        self.k, self.v = k, v
+        return k, v
+
+    def select(self, index):
+        """Keep batch rows ``index`` (beam search reorders hypotheses)."""
+        if self.k is not None:
+            self.k, self.v = self.k[index], self.v[index]
 
 
 class MultiheadAttention(Module):
@@ -69,24 +96,33 @@ class MultiheadAttention(Module):
             init.zeros_(self.out_proj.bias)
 
     def forward(self, query, key, value, key_padding_mask=None, need_weights=True,
-                attn_mask=None, average_attn_weights=True, is_causal=False):
+                attn_mask=None, average_attn_weights=True, is_causal=False, cache=None):
+        """Attend from ``query`` to ``key``/``value``; returns (output, weights or None).
+
+        ``cache`` (a ``KVCache``, for step-by-step decoding, not in PyTorch) keeps the
+        projected keys and values between calls: a static cache projects a fixed
+        memory once; a growing one appends each step's keys and values, so step t
+        attends to steps 0..t without projecting them again.
+        """
         if not self.batch_first:                     # (T, B, E) -> (B, T, E)
             query, key, value = (x.swapaxes(0, 1) for x in (query, key, value))
         self._check(query, key, value)
         B, T, E = query.shape
-        S = key.shape[1]
-        h, d_k = self.num_heads, self.head_dim
 
-        # 1. Project: Q = query W^Q^T + b^Q, and so on (one matmul for self-attention).
-        q, k, v = self.in_projection(query, key, value)            # (B, T|S|S, E)
-
-        # 2. Split E into h heads of d_k: (B, L, E) -> (B, h, L, d_k).
-        q = q.reshape(B, T, h, d_k).transpose(0, 2, 1, 3)           # (B, h, T, d_k)
-        k = k.reshape(B, S, h, d_k).transpose(0, 2, 1, 3)           # (B, h, S, d_k)
-        v = v.reshape(B, S, h, d_k).transpose(0, 2, 1, 3)           # (B, h, S, d_k)
+        # 1. Project: Q = query W^Q^T + b^Q, and so on (one matmul for self-attention),
+        # 2. and split E into h heads of d_k: (B, L, E) -> (B, h, L, d_k).
+        if cache is not None and cache.static and cache.k is not None:
+            q = self._split_heads(self.project_query(query))         # (B, h, T, d_k)
+            k, v = cache.k, cache.v                                  # (B, h, S, d_k), computed before
+        else:
+            q, k, v = self.in_projection(query, key, value)         # (B, T|S|S, E)
+            q, k, v = self._split_heads(q), self._split_heads(k), self._split_heads(v)
+            if cache is not None:
+                k, v = cache.update(k, v)                           # (B, h, S_past + S, d_k)
+        S = k.shape[2]
 
         # 3. Scores, scaled by 1/sqrt(d_k) (the reason is in scaled_dot_product.py).
-        scores = matmul(q, k.swapaxes(-2, -1)) * (1.0 / math.sqrt(d_k))   # (B, h, T, S)
+        scores = matmul(q, k.swapaxes(-2, -1)) * (1.0 / math.sqrt(self.head_dim))   # (B, h, T, S)
 
         # 4. Masks: the per-query attn_mask, then padded keys.
         if is_causal and attn_mask is None:
@@ -132,6 +168,17 @@ class MultiheadAttention(Module):
         W_k, W_v = split(W_kv, 2, axis=0)                           # (E, E) each
         b_k, b_v = split(b_kv, 2, axis=0) if b is not None else (None, None)
         return q, linear(key, W_k, b_k), linear(value, W_v, b_v)
+
+    def project_query(self, query):
+        """Q = query W^Q^T + b^Q alone: (B, T, E)."""
+        E = self.embed_dim
+        W_q = self.in_proj_weight[:E]                               # (E, E)
+        b_q = self.in_proj_bias[:E] if self.in_proj_bias is not None else None
+        return linear(query, W_q, b_q)                              # (B, T, E)
+
+    def _split_heads(self, x):
+        B, L, _ = x.shape
+        return x.reshape(B, L, self.num_heads, self.head_dim).transpose(0, 2, 1, 3)   # (B, h, L, d_k)
 
     def _check(self, query, key, value):
         E = self.embed_dim

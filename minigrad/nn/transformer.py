@@ -26,7 +26,7 @@ from minigrad.nn.functional import gelu, relu
 from minigrad.nn.layer_norm import LayerNorm
 from minigrad.nn.linear import Linear
 from minigrad.nn.module import Module, ModuleList
-from minigrad.nn.multihead_attention import MultiheadAttention
+from minigrad.nn.multihead_attention import KVCache, MultiheadAttention
 from minigrad.tensor import Tensor
 
 __all__ = ["TransformerEncoderLayer", "TransformerDecoderLayer", "TransformerEncoder",
@@ -118,31 +118,51 @@ class TransformerDecoderLayer(Module):
         self.dropout2 = Dropout(dropout)
         self.dropout3 = Dropout(dropout)
         self.activation = _activation(activation)
+        # When True, each forward keeps the memory-attention weights (B, h, T, S) in
+        # ``self.attention`` for plots; off by default, as it costs memory.
+        self.keep_attention = False
+        self.attention = None
 
     def forward(self, tgt, memory, tgt_mask=None, memory_mask=None, tgt_key_padding_mask=None,
-                memory_key_padding_mask=None, tgt_is_causal=False, memory_is_causal=False):
+                memory_key_padding_mask=None, tgt_is_causal=False, memory_is_causal=False,
+                cache=None):
+        """``cache`` (from ``new_cache()``; not in PyTorch) is for decoding one step at a
+        time: tgt is then only the new positions, the self-attention attends to them and
+        to every earlier step kept in the cache, and the memory's keys and values are
+        projected once. Without a cache, tgt is the whole prefix (training)."""
+        self_cache = cache["self"] if cache is not None else None
+        memory_cache = cache["memory"] if cache is not None else None
         x = tgt                                                                   # (B, T, D)
         if self.norm_first:
-            x = x + self._sa_block(self.norm1(x), tgt_mask, tgt_key_padding_mask, tgt_is_causal)
+            x = x + self._sa_block(self.norm1(x), tgt_mask, tgt_key_padding_mask, tgt_is_causal,
+                                   self_cache)
             x = x + self._mha_block(self.norm2(x), memory, memory_mask, memory_key_padding_mask,
-                                    memory_is_causal)
+                                    memory_is_causal, memory_cache)
             x = x + self._ff_block(self.norm3(x))
         else:
-            x = self.norm1(x + self._sa_block(x, tgt_mask, tgt_key_padding_mask, tgt_is_causal))
+            x = self.norm1(x + self._sa_block(x, tgt_mask, tgt_key_padding_mask, tgt_is_causal,
+                                              self_cache))
             x = self.norm2(x + self._mha_block(x, memory, memory_mask, memory_key_padding_mask,
-                                               memory_is_causal))
+                                               memory_is_causal, memory_cache))
             x = self.norm3(x + self._ff_block(x))
         return x                                                                  # (B, T, D)
 
-    def _sa_block(self, x, attn_mask, key_padding_mask, is_causal):
+    @staticmethod
+    def new_cache():
+        """An empty decoding cache: growing self-attention keys/values, static memory ones."""
+        return {"self": KVCache(static=False), "memory": KVCache(static=True)}
+
+    def _sa_block(self, x, attn_mask, key_padding_mask, is_causal, cache):
         x, _ = self.self_attn(x, x, x, attn_mask=attn_mask, key_padding_mask=key_padding_mask,
-                              need_weights=False, is_causal=is_causal)
+                              need_weights=False, is_causal=is_causal, cache=cache)
         return self.dropout1(x)
 
-    def _mha_block(self, x, memory, attn_mask, key_padding_mask, is_causal):
-        x, _ = self.multihead_attn(x, memory, memory, attn_mask=attn_mask,
-                                   key_padding_mask=key_padding_mask, need_weights=False,
-                                   is_causal=is_causal)
+    def _mha_block(self, x, memory, attn_mask, key_padding_mask, is_causal, cache):
+        x, weights = self.multihead_attn(x, memory, memory, attn_mask=attn_mask,
+                                         key_padding_mask=key_padding_mask,
+                                         need_weights=self.keep_attention, is_causal=is_causal,
+                                         average_attn_weights=False, cache=cache)
+        self.attention = weights
         return self.dropout2(x)
 
     def _ff_block(self, x):
@@ -183,14 +203,21 @@ class TransformerDecoder(Module):
         self.norm = norm
 
     def forward(self, tgt, memory, tgt_mask=None, memory_mask=None, tgt_key_padding_mask=None,
-                memory_key_padding_mask=None, tgt_is_causal=False, memory_is_causal=False):
+                memory_key_padding_mask=None, tgt_is_causal=False, memory_is_causal=False,
+                cache=None):
+        """``cache``: a list from ``new_cache()`` for step-by-step decoding (see the layer)."""
         x = tgt
-        for layer in self.layers:
+        for i, layer in enumerate(self.layers):
             x = layer(x, memory, tgt_mask=tgt_mask, memory_mask=memory_mask,
                       tgt_key_padding_mask=tgt_key_padding_mask,
                       memory_key_padding_mask=memory_key_padding_mask,
-                      tgt_is_causal=tgt_is_causal, memory_is_causal=memory_is_causal)
+                      tgt_is_causal=tgt_is_causal, memory_is_causal=memory_is_causal,
+                      cache=cache[i] if cache is not None else None)
         return self.norm(x) if self.norm is not None else x
+
+    def new_cache(self):
+        """One empty decoding cache per layer."""
+        return [layer.new_cache() for layer in self.layers]
 
 
 class Transformer(Module):
