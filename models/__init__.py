@@ -1,0 +1,1 @@
+"""Sequence-to-sequence models and decoding, built on minigrad (see README.md)."""
