@@ -4,6 +4,8 @@ under PyTorch's names (``import minigrad.nn.functional as F``).
 Most are the ops of ``minigrad.ops`` (each a Function with its own backward);
 ``linear`` and the attention functions are compositions of them.
 """
+import math
+
 from minigrad.ops import (
     cross_entropy, dropout, embedding, gelu, layer_norm, log_softmax, matmul, relu,
     sigmoid, softmax, tanh,
@@ -24,7 +26,7 @@ def linear(x, weight, bias=None):
         raise ValueError(f"linear: expected input (..., {weight.shape[-1]}) for a weight of shape "
                          f"{weight.shape}, got {x.shape}")
     lead = x.shape[:-1]
-    y = matmul(x.reshape(-1, x.shape[-1]), weight.T)        # (N, out)
+    y = matmul(x.reshape(math.prod(lead), x.shape[-1]), weight.T)   # (N, out)
     if bias is not None:
         y = y + bias
     return y.reshape(*lead, weight.shape[0])                # (..., out)

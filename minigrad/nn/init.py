@@ -54,12 +54,16 @@ def ones_(tensor):
 
 
 def xavier_uniform_(tensor, gain=1.0):
+    if tensor.size == 0:                  # nothing to draw (and a zero fan), as PyTorch
+        return tensor
     fan_in, fan_out = fan_in_and_fan_out(tensor)
     bound = gain * math.sqrt(6.0 / (fan_in + fan_out))
     return uniform_(tensor, -bound, bound)
 
 
 def kaiming_uniform_(tensor, a=0.0):
+    if tensor.size == 0:                  # nothing to draw (and a zero fan), as PyTorch
+        return tensor
     fan_in, _ = fan_in_and_fan_out(tensor)
     bound = math.sqrt(6.0 / ((1.0 + a * a) * fan_in))
     return uniform_(tensor, -bound, bound)

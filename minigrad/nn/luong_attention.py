@@ -99,7 +99,7 @@ class LuongAttention(Module):
         """
         check_width("LuongAttention", "keys", keys, 3, self.key_size)
         if self.score == "dot":
-            return keys * 1.0
+            return keys
         return self.key_proj(keys)                                       # (B, S, Dq or H)
 
     def forward(self, query, keys, values=None, key_padding_mask=None, projected_keys=None):

@@ -47,18 +47,30 @@ class Module:
                 f"cannot assign {name!r} before Module.__init__() is called: "
                 f"call super().__init__() first in {type(self).__name__}.__init__"
             )
-        if name in self._buffers and (value is None or isinstance(value, Tensor)):
+        if name in self._buffers and (value is None or isinstance(value, Tensor)) \
+                and not isinstance(value, Parameter):
             self._buffers[name] = value          # a new value for a registered buffer
             object.__setattr__(self, name, value)
             return
-        was_parameter = name in self._parameters
+        if name in self._parameters and (value is None or isinstance(value, Parameter)):
+            self._parameters[name] = value       # replaced in its place (None: disabled slot)
+            object.__setattr__(self, name, value)
+            return
         for table in (self._parameters, self._buffers, self._modules):
             table.pop(name, None)
-        if isinstance(value, Parameter) or (value is None and was_parameter):
-            self._parameters[name] = value       # None: a registered but disabled slot
+        self._non_persistent.discard(name)
+        if isinstance(value, Parameter):
+            self._parameters[name] = value
         elif isinstance(value, Module):
             self._modules[name] = value
         object.__setattr__(self, name, value)
+
+    def __delattr__(self, name):
+        for table in (self._parameters, self._buffers, self._modules):
+            table.pop(name, None)
+        self._non_persistent.discard(name)
+        if name in self.__dict__:
+            object.__delattr__(self, name)
 
     def register_parameter(self, name, param):
         """Register ``param`` (a Parameter or None, e.g. a disabled bias) as ``name``."""
@@ -225,6 +237,14 @@ class Module:
         so an optimizer holding them keeps working). Returns self."""
         is_backend = isinstance(target, str) and target in _backend.backend_names()
         new = _backend.backend_by_name(target) if is_backend else None
+        if not is_backend:
+            try:
+                is_float = np.dtype(target).kind == "f"
+            except TypeError:
+                is_float = False
+            if not is_float:
+                raise ValueError(f"{type(self).__name__}.to: expected a backend "
+                                 f"{list(_backend.backend_names())} or a float dtype, got {target!r}")
         for tensor in list(self.parameters()) + [b for _, b in self.named_buffers()]:
             if is_backend:
                 tensor.data = _move(tensor.data, new)

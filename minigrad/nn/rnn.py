@@ -53,7 +53,7 @@ from minigrad.nn import init
 from minigrad.nn.functional import linear
 from minigrad.nn.module import Module
 from minigrad.nn.parameter import Parameter
-from minigrad.nn.rnn_cell import gru_step, lstm_step
+from minigrad.nn.rnn_cell import check_positive_int, gru_step, lstm_step
 from minigrad.ops import concatenate, dropout, split, stack, where
 from minigrad.tensor import Tensor
 
@@ -71,10 +71,8 @@ class _RNNBase(Module):
                  dropout=0.0, bidirectional=False):
         super().__init__()
         name = type(self).__name__
-        if not isinstance(hidden_size, numbers.Integral) or hidden_size <= 0:
-            raise ValueError(f"{name}: expected hidden_size a positive integer, got {hidden_size!r}")
-        if not isinstance(num_layers, numbers.Integral) or num_layers <= 0:
-            raise ValueError(f"{name}: expected num_layers a positive integer, got {num_layers!r}")
+        check_positive_int(name, "hidden_size", hidden_size)
+        check_positive_int(name, "num_layers", num_layers)
         if isinstance(dropout, bool) or not isinstance(dropout, numbers.Real) or not 0 <= dropout <= 1:
             raise ValueError(f"{name}: expected dropout a probability in [0, 1], got {dropout!r}")
         self.input_size, self.hidden_size, self.num_layers = input_size, hidden_size, num_layers

@@ -20,6 +20,7 @@ Glossary (PyTorch's names):
 Composed from minigrad's ops: the engine derives every gradient.
 """
 import math
+import numbers
 
 from minigrad import creation
 from minigrad.backend import get_array_module
@@ -31,6 +32,12 @@ from minigrad.ops import matmul, sigmoid, split, tanh
 from minigrad.tensor import Tensor
 
 __all__ = ["GRUCell", "LSTMCell", "gru_step", "lstm_step"]
+
+
+def check_positive_int(owner, name, value):
+    """A ValueError naming ``owner`` unless ``value`` is a positive integer."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value <= 0:
+        raise ValueError(f"{owner}: expected {name} a positive integer, got {value!r}")
 
 
 def _hidden_projection(h, weight_hh, bias_hh):
@@ -86,6 +93,7 @@ class _CellBase(Module):
 
     def __init__(self, input_size, hidden_size, bias=True):
         super().__init__()
+        check_positive_int(type(self).__name__, "hidden_size", hidden_size)
         self.input_size, self.hidden_size, self.bias = input_size, hidden_size, bias
         G = self.num_gates * hidden_size
         self.weight_ih = Parameter(creation.zeros(G, input_size))
@@ -100,7 +108,7 @@ class _CellBase(Module):
 
     def reset_parameters(self):
         """Every weight and bias ~ U(-1/sqrt(H), 1/sqrt(H)), as PyTorch."""
-        bound = 1.0 / math.sqrt(self.hidden_size) if self.hidden_size else 0.0
+        bound = 1.0 / math.sqrt(self.hidden_size)
         for param in self.parameters():
             init.uniform_(param, -bound, bound)
 
@@ -126,7 +134,7 @@ class _CellBase(Module):
         return state.reshape(B, H)                                 # (B, H)
 
     def extra_repr(self):
-        return f"{self.input_size}, {self.hidden_size}, bias={self.bias}"
+        return f"{self.input_size}, {self.hidden_size}" + ("" if self.bias else ", bias=False")
 
 
 class GRUCell(_CellBase):

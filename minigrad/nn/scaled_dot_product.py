@@ -8,8 +8,9 @@ axes (batch, heads) broadcast. M is the mask: minigrad follows
 attention is NOT allowed (those scores become -inf, their weights exactly 0), and a
 **float** mask is added to the scores. (PyTorch's own
 ``F.scaled_dot_product_attention`` reads booleans the other way round; minigrad
-keeps one convention.) A query row with every key masked has no distribution to
-take: its weights are NaN, as in PyTorch.
+keeps one convention.) A query row with every key masked attends to nothing: its
+weights are all 0 and its output 0, as in PyTorch's function (minigrad's softmax
+gives 0 for a row of -inf).
 """
 import math
 

@@ -1,0 +1,201 @@
+"""The sequence-to-sequence models and their decoding (models/).
+
+Each model kind learns to reverse 64 random sequences (a memorization test with a
+bound on the steps), passes a float64 gradient check as a whole, decodes the same
+on every backend, and keeps the laws of decoding: beam size 1 is greedy, beam
+search never scores worse than greedy, cached Transformer decoding equals the
+uncached one, a padded batch decodes as each sentence alone, and the Transformer
+never looks ahead.
+"""
+import numpy as np
+import pytest
+from hypothesis import given, settings, strategies as st
+
+import minigrad as mg
+from minigrad import optim
+from minigrad.nn import functional as F
+from models.decoding import beam_search, greedy_decode, length_penalty
+from models.seq2seq import RNNSeq2Seq
+from models.transformer import TransformerSeq2Seq
+
+from helpers import BACKENDS, check_grad, tensor
+
+PAD, BOS, EOS = 0, 1, 2
+V = 12                                   # 3 special tokens + 9 symbols
+
+# name -> (constructor, Adam learning rate, bound on the training steps)
+KINDS = {
+    "gru": (lambda: RNNSeq2Seq(V, V, 16, 32, cell="gru", attention="none"), 1e-2, 400),
+    "gru-bahdanau": (lambda: RNNSeq2Seq(V, V, 16, 32, cell="gru", attention="bahdanau"), 1e-2, 400),
+    "lstm-luong-dot": (lambda: RNNSeq2Seq(V, V, 16, 32, cell="lstm", attention="luong-dot"), 1e-2, 400),
+    "lstm-luong-general": (lambda: RNNSeq2Seq(V, V, 16, 32, cell="lstm", attention="luong-general"), 1e-2, 400),
+    "lstm-luong-concat": (lambda: RNNSeq2Seq(V, V, 16, 32, cell="lstm", attention="luong-concat"), 1e-2, 400),
+    "gru-bahdanau-bidirectional-2-layers": (
+        lambda: RNNSeq2Seq(V, V, 16, 32, num_layers=2, cell="gru", attention="bahdanau",
+                           bidirectional=True), 1e-2, 400),
+    "transformer-post-norm": (
+        lambda: TransformerSeq2Seq(V, V, d_model=32, nhead=2, num_encoder_layers=1, num_decoder_layers=1,
+                                   dim_feedforward=64, dropout=0.0), 1e-2, 800),
+    "transformer-pre-norm": (
+        lambda: TransformerSeq2Seq(V, V, d_model=32, nhead=2, num_encoder_layers=1, num_decoder_layers=1,
+                                   dim_feedforward=64, dropout=0.0, norm_first=True), 1e-2, 800),
+}
+EVAL_EVERY = 25
+
+
+def make_pairs(n=64, seed=0, min_len=2, max_len=5):
+    """n random sources over the 9 symbols, each target the source reversed."""
+    rng = np.random.default_rng(seed)
+    sources = [rng.integers(3, V, rng.integers(min_len, max_len + 1)) for _ in range(n)]
+    return sources, [s[::-1].copy() for s in sources]
+
+
+def batch(sources, targets, backend="numpy"):
+    """Padded ids: src (B, S), lengths (B,), tgt_in (B, T) = <bos> y, tgt_out (B, T) = y <eos>."""
+    S, T = max(map(len, sources)), max(map(len, targets)) + 1
+    src, tgt_in, tgt_out = (np.full((len(sources), n), PAD) for n in (S, T, T))
+    for i, (s, t) in enumerate(zip(sources, targets)):
+        src[i, :len(s)] = s
+        tgt_in[i, 0], tgt_in[i, 1:len(t) + 1] = BOS, t
+        tgt_out[i, :len(t)], tgt_out[i, len(t)] = t, EOS
+    lengths = [len(s) for s in sources]
+    return tensor(src, backend), lengths, tensor(tgt_in, backend), tensor(tgt_out, backend)
+
+
+def loss_of(model, src, lengths, tgt_in, tgt_out):
+    logits, _ = model(src, lengths, tgt_in)                                   # (B, T, V)
+    return F.cross_entropy(logits.reshape(-1, V), tgt_out.reshape(-1), ignore_index=PAD)
+
+
+def exact_match(model, sources, targets, src, lengths):
+    model.eval()
+    out = greedy_decode(model, src, lengths, BOS, EOS, max_len=max(map(len, targets)) + 2)
+    model.train()
+    return float(np.mean([o == list(t) for o, t in zip(out.tokens, targets)]))
+
+
+def train_to_memorize(kind):
+    """Adam until greedy decoding reproduces all 64 pairs; returns (model, steps)."""
+    make, lr, bound = KINDS[kind]
+    mg.manual_seed(0)
+    model = make()
+    sources, targets = make_pairs()
+    src, lengths, tgt_in, tgt_out = batch(sources, targets)
+    opt = optim.Adam(model.parameters(), lr=lr)
+    for step in range(1, bound + 1):
+        loss = loss_of(model, src, lengths, tgt_in, tgt_out)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        if step % EVAL_EVERY == 0 and exact_match(model, sources, targets, src, lengths) == 1.0:
+            model.eval()
+            return model, step
+    model.eval()
+    return model, None
+
+
+@pytest.fixture(scope="module", params=list(KINDS))
+def memorized(request):
+    model, steps = train_to_memorize(request.param)
+    return request.param, model, steps
+
+
+# -- memorization, and decoding laws on the trained models ---------------------
+
+def test_memorizes_64_pairs_within_the_bound(memorized):
+    kind, model, steps = memorized
+    assert steps is not None, f"{kind} did not reach 100% exact match within {KINDS[kind][2]} steps"
+    print(f"{kind}: {model.num_parameters()} parameters, memorized in {steps} steps")
+
+
+def test_beam_of_one_is_greedy(memorized):
+    _, model, _ = memorized
+    sources, targets = make_pairs(16, seed=1)               # unseen inputs: decoding is less certain
+    src, lengths, _, _ = batch(sources, targets)
+    greedy = greedy_decode(model, src, lengths, BOS, EOS, max_len=8)
+    beam = beam_search(model, src, lengths, BOS, EOS, beam_size=1, max_len=8)
+    assert beam.tokens == greedy.tokens
+    np.testing.assert_allclose(beam.scores, greedy.scores, rtol=1e-5, atol=1e-5)
+
+
+def test_beam_never_scores_worse_than_greedy(memorized):
+    _, model, _ = memorized
+    sources, targets = make_pairs(32, seed=2, max_len=7)    # unseen and longer: a real search
+    src, lengths, _, _ = batch(sources, targets)
+    greedy = greedy_decode(model, src, lengths, BOS, EOS, max_len=10)
+    beam = beam_search(model, src, lengths, BOS, EOS, beam_size=4, max_len=10, alpha=0.0)
+    assert all(b >= g - 1e-4 for b, g in zip(beam.scores, greedy.scores)), (beam.scores, greedy.scores)
+
+
+def test_greedy_score_is_the_models_log_probability_of_its_output(memorized):
+    _, model, _ = memorized
+    sources, targets = make_pairs(8, seed=3)
+    src, lengths, _, _ = batch(sources, targets)
+    max_len = 8
+    out = greedy_decode(model, src, lengths, BOS, EOS, max_len=max_len)
+    _, _, tgt_in, tgt_out = batch(sources, out.tokens)
+    logits, _ = model(src, lengths, tgt_in)                                    # (B, T, V)
+    logp = F.log_softmax(logits, axis=-1).numpy()
+    gold = tgt_out.numpy()
+    for b, tokens in enumerate(out.tokens):
+        n = len(tokens) + (len(tokens) < max_len)                              # with <eos> if it came
+        assert out.scores[b] == pytest.approx(logp[b, np.arange(n), gold[b, :n]].sum(), abs=1e-4)
+
+
+@pytest.mark.parametrize("decode", ["greedy", "beam"])
+def test_a_padded_batch_decodes_as_each_sentence_alone(memorized, decode):
+    _, model, _ = memorized
+    sources, targets = make_pairs(6, seed=4, min_len=1, max_len=6)
+    run = (lambda s, n: greedy_decode(model, s, n, BOS, EOS, max_len=8)) if decode == "greedy" else \
+          (lambda s, n: beam_search(model, s, n, BOS, EOS, beam_size=3, max_len=8, alpha=0.6))
+    src, lengths, _, _ = batch(sources, targets)
+    together = run(src, lengths)
+    for i, s in enumerate(sources):
+        alone = run(tensor(s[None, :]), [len(s)])
+        assert alone.tokens[0] == together.tokens[i]
+        assert alone.scores[0] == pytest.approx(together.scores[i], abs=1e-4)
+
+
+def test_length_penalty_is_wu_et_al():
+    assert length_penalty(1, 0.0) == 1.0
+    assert length_penalty(1, 1.0) == 1.0                                       # (5 + 1) / 6
+    assert length_penalty(7, 0.5) == pytest.approx(np.sqrt(2.0))               # ((5 + 7) / 6)^0.5
+
+
+# -- gradient checks of whole tiny models ----------------------------------------
+
+TINY = {
+    "gru": lambda: RNNSeq2Seq(6, 7, 3, 3, cell="gru", attention="none"),
+    "gru-bahdanau-bidirectional": lambda: RNNSeq2Seq(6, 7, 3, 3, cell="gru", attention="bahdanau",
+                                                     bidirectional=True),
+    "lstm-luong-dot": lambda: RNNSeq2Seq(6, 7, 3, 3, cell="lstm", attention="luong-dot"),
+    "lstm-luong-general-bidirectional": lambda: RNNSeq2Seq(6, 7, 3, 3, cell="lstm",
+                                                           attention="luong-general", bidirectional=True),
+    "lstm-luong-concat-2-layers": lambda: RNNSeq2Seq(6, 7, 3, 3, num_layers=2, cell="lstm",
+                                                     attention="luong-concat", input_feeding=False),
+    "transformer-post-norm": lambda: TransformerSeq2Seq(6, 7, d_model=4, nhead=2, num_encoder_layers=1,
+                                                        num_decoder_layers=1, dim_feedforward=6,
+                                                        dropout=0.0),
+    "transformer-pre-norm-tied": lambda: TransformerSeq2Seq(6, 7, d_model=4, nhead=2, num_encoder_layers=1,
+                                                            num_decoder_layers=1, dim_feedforward=6,
+                                                            dropout=0.0, norm_first=True,
+                                                            tie_embeddings=True),
+}
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("kind", list(TINY))
+def test_whole_model_gradcheck(kind, backend):
+    with mg.use_backend("numpy" if backend == "strict" else backend):
+        mg.manual_seed(1)
+        model = TINY[kind]().double()
+    model.to(backend)
+    src = tensor(np.array([[3, 4, 5], [5, 3, 0]]), backend)
+    # No padding in tgt_in: the padding row of an Embedding gets no gradient by design
+    # (padding_idx), so an output that read it would differ from finite differences.
+    # The source is padded, and its lengths keep the padding out of every result.
+    tgt_in = tensor(np.array([[1, 4, 3, 6], [1, 5, 3, 4]]), backend)
+    lengths = [3, 2]
+    # Every parameter, one directional derivative each (fast mode: hundreds of elements).
+    check_grad(lambda *params: model(src, lengths, tgt_in)[0], list(model.parameters()),
+               fast_mode=True)
