@@ -199,3 +199,108 @@ def test_whole_model_gradcheck(kind, backend):
     # Every parameter, one directional derivative each (fast mode: hundreds of elements).
     check_grad(lambda *params: model(src, lengths, tgt_in)[0], list(model.parameters()),
                fast_mode=True)
+
+
+# -- the Transformer: cache and causality; every model on every backend -------------
+
+def tiny_transformer(norm_first=False, backend="numpy"):
+    with mg.use_backend("numpy" if backend == "strict" else backend):
+        mg.manual_seed(2)
+        model = TransformerSeq2Seq(V, V, d_model=8, nhead=2, num_encoder_layers=2, num_decoder_layers=2,
+                                   dim_feedforward=16, dropout=0.0, norm_first=norm_first)
+    return model.double().to(backend).eval()
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("norm_first", [False, True])
+def test_cached_transformer_steps_equal_the_uncached_forward(norm_first, backend):
+    model = tiny_transformer(norm_first, backend)
+    sources, targets = make_pairs(5, seed=5)
+    src, lengths, tgt_in, _ = batch(sources, targets, backend)
+    full, _ = model(src, lengths, tgt_in)                                      # (B, T, V)
+    encoded = model.encode(src, lengths)
+    state = model.start(encoded)
+    for t in range(tgt_in.shape[1]):
+        logits, state, _ = model.step(encoded, state, tgt_in[:, t])           # (B, V)
+        np.testing.assert_allclose(logits.numpy(), full.numpy()[:, t], rtol=1e-9, atol=1e-12)
+
+
+@settings(deadline=None)
+@given(t=st.integers(0, 4), seed=st.integers(0, 2**16))
+def test_transformer_logits_at_t_ignore_later_target_tokens(t, seed):
+    model = tiny_transformer()
+    sources, targets = make_pairs(3, seed=6, min_len=5, max_len=5)
+    src, lengths, tgt_in, _ = batch(sources, targets)
+    before, _ = model(src, lengths, tgt_in)                                    # (B, T, V)
+    changed = tgt_in.numpy().copy()
+    changed[:, t + 1:] = np.random.default_rng(seed).integers(0, V, changed[:, t + 1:].shape)
+    after, _ = model(src, lengths, tensor(changed))
+    np.testing.assert_array_equal(after.numpy()[:, :t + 1], before.numpy()[:, :t + 1])
+
+
+@pytest.mark.parametrize("kind", list(TINY))
+def test_models_decode_the_same_on_every_backend(kind):
+    """The strict backend (CuPy's rules on the CPU) gives NumPy's results; a GPU run adds CuPy."""
+    results = {}
+    for backend in ["numpy", "strict"] + (["cupy"] if _gpu() else []):
+        with mg.use_backend("numpy" if backend == "strict" else backend):
+            mg.manual_seed(3)
+            model = TINY[kind]()
+        model.to(backend).eval()
+        src = tensor(np.array([[3, 4, 5], [5, 3, 0], [4, 0, 0]]), backend)   # the tiny vocabularies
+        tgt_in = tensor(np.array([[1, 4, 3, 6], [1, 5, 3, 4], [1, 3, 0, 0]]), backend)
+        lengths = [3, 2, 1]
+        logits, _ = model(src, lengths, tgt_in)
+        greedy = greedy_decode(model, src, lengths, BOS, EOS, max_len=6)
+        beam = beam_search(model, src, lengths, BOS, EOS, beam_size=3, max_len=6, alpha=0.6)
+        results[backend] = logits.numpy(), greedy.tokens, beam.tokens
+    for backend, (logits, greedy, beam) in results.items():
+        np.testing.assert_allclose(logits, results["numpy"][0], rtol=1e-5, atol=1e-6)
+        assert (greedy, beam) == results["numpy"][1:], backend
+
+
+def test_rnn_attention_weights_are_returned_per_step_and_hide_padding():
+    mg.manual_seed(4)
+    model = RNNSeq2Seq(V, V, 8, 8, cell="gru", attention="bahdanau").eval()
+    sources, targets = make_pairs(4, seed=8)
+    src, lengths, tgt_in, _ = batch(sources, targets)
+    _, attention = model(src, lengths, tgt_in)                                 # (B, T, S)
+    assert attention.shape == (4, tgt_in.shape[1], src.shape[1])
+    weights = attention.numpy()
+    np.testing.assert_allclose(weights.sum(-1), 1.0, rtol=1e-5)
+    for b, n in enumerate(lengths):
+        assert np.all(weights[b, :, n:] == 0.0)
+
+
+def test_teacher_forcing_below_one_feeds_predictions_in_training_only():
+    mg.manual_seed(5)
+    model = RNNSeq2Seq(V, V, 8, 8, cell="gru", attention="bahdanau", teacher_forcing=0.0)
+    sources, targets = make_pairs(8, seed=9)
+    src, lengths, tgt_in, _ = batch(sources, targets)
+    scrambled = tgt_in.numpy().copy()
+    scrambled[:, 1:] = (scrambled[:, 1:] + 1) % V
+    # teacher_forcing = 0: after the first step the gold tokens are never read in training
+    train_a, _ = model(src, lengths, tgt_in)
+    train_b, _ = model(src, lengths, tensor(scrambled))
+    np.testing.assert_array_equal(train_a.numpy(), train_b.numpy())
+    model.eval()                                                               # evaluation always reads them
+    eval_a, _ = model(src, lengths, tgt_in)
+    eval_b, _ = model(src, lengths, tensor(scrambled))
+    assert not np.allclose(eval_a.numpy()[:, 1:], eval_b.numpy()[:, 1:])
+
+
+def test_bad_model_arguments_are_named():
+    with pytest.raises(ValueError, match="attention must be one of"):
+        RNNSeq2Seq(V, V, attention="luong")
+    with pytest.raises(ValueError, match="cell must be one of"):
+        RNNSeq2Seq(V, V, cell="rnn")
+    with pytest.raises(ValueError, match="teacher_forcing must be in"):
+        RNNSeq2Seq(V, V, teacher_forcing=1.5)
+
+
+def _gpu():
+    try:
+        mg.backend.backend_by_name("cupy")
+        return True
+    except mg.BackendError:
+        return False
