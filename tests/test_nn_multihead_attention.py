@@ -116,10 +116,10 @@ def upstream(shape, seed, backend, dtype="float64"):
 # The masks act on the scores, after the projections, so the mask kinds run on the most
 # general path (three tensors; the combinations cover key_padding, bool_TS and float_BhTS
 # alone) and the combined ones on the other two paths.
-GRADCHECK_CASES = [("qkv", masks) for masks in
-                   ("none", "float_TS", "bool_BhTS", "key_padding+bool_TS", "key_padding+float_BhTS", "causal")]
-GRADCHECK_CASES += [("self", masks) for masks in ("key_padding+bool_TS", "key_padding+float_BhTS", "causal")]
-GRADCHECK_CASES += [("kv", masks) for masks in ("key_padding+bool_TS", "key_padding+float_BhTS")]
+COMBINED = ("key_padding+bool_TS", "key_padding+float_BhTS")
+GRADCHECK_CASES = ([("qkv", masks) for masks in ("none", "float_TS", "bool_BhTS", *COMBINED, "causal")]
+                   + [("self", masks) for masks in (*COMBINED, "causal")]
+                   + [("kv", masks) for masks in COMBINED])
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
@@ -143,7 +143,8 @@ def test_gradcheck_with_per_head_weights(backend, path):
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
-@pytest.mark.parametrize("path, options", [(path, dict(bias=False)) for path in PATHS] + [("self", dict(batch_first=False))])
+@pytest.mark.parametrize("path, options", [(path, dict(bias=False)) for path in PATHS]
+                         + [("self", dict(batch_first=False))])
 def test_gradcheck_without_weights_output(backend, path, options):
     mha = randomize(make_mha(backend, **options))
     batch_first = options.get("batch_first", True)
@@ -204,11 +205,12 @@ LARGE = st.floats(-1e6, 1e6, allow_nan=False)
 def draw_padded_batch(data, path):
     """(arrays of the path, lengths): each batch element has its own number of real keys,
     the keys (and values) after it padding of any content, up to +-1e6."""
-    b, t, total = data.draw(st.integers(1, 3)), data.draw(st.integers(1, 4)), data.draw(st.integers(2, 6))
+    b, t, total = (data.draw(st.integers(*bounds)) for bounds in ((1, 3), (1, 4), (2, 6)))
     lengths = data.draw(st.lists(st.integers(1, total - 1), min_size=b, max_size=b))
     scale = data.draw(LARGE)
     rng = np.random.default_rng(data.draw(st.integers(0, 2**16)))
-    keys_and_values = [rng.standard_normal((b, total, E)) for _ in range({"self": 1, "kv": 1, "qkv": 2}[path])]
+    distinct = {"self": 1, "kv": 1, "qkv": 2}[path]
+    keys_and_values = [rng.standard_normal((b, total, E)) for _ in range(distinct)]
     for x in keys_and_values:
         for i, length in enumerate(lengths):
             x[i, length:] = scale * rng.uniform(-1.0, 1.0, (total - length, E))
@@ -267,13 +269,15 @@ def test_weights_are_non_negative_rows_sum_to_one_and_masked_keys_get_zero(backe
     rng = np.random.default_rng(data.draw(st.integers(0, 2**16)))
     query, key, value = (scale * rng.standard_normal((b, n, E)) for n in (t, s, s))
     key_padding_mask, attn_mask = draw_masks(data, b, heads, t, s)
-    kwargs = dict(key_padding_mask=tensor(key_padding_mask, backend), attn_mask=tensor(attn_mask, backend))
+    kwargs = dict(key_padding_mask=tensor(key_padding_mask, backend),
+                  attn_mask=tensor(attn_mask, backend))
     xs = [tensor(x, backend) for x in (query, key, value)]
     _, per_head = mha(*xs, average_attn_weights=False, **kwargs)
     _, averaged = mha(*xs, **kwargs)
     per_head, averaged = per_head.numpy(), averaged.numpy()                # (B, h, T, S), (B, T, S)
-    masked = key_padding_mask[:, None, None, :] | attn_mask.reshape(-1, heads, t, s)[:b] \
-        if attn_mask.ndim == 3 else key_padding_mask[:, None, None, :] | attn_mask
+    if attn_mask.ndim == 3:
+        attn_mask = attn_mask.reshape(b, heads, t, s)                     # row b * h + i: (b, i)
+    masked = key_padding_mask[:, None, None, :] | attn_mask                # broadcasts to (B, h, T, S)
     assert np.all(per_head >= 0.0)
     assert np.all(per_head[np.broadcast_to(masked, per_head.shape)] == 0.0)
     np.testing.assert_allclose(per_head.sum(axis=-1), 1.0, rtol=1e-12)
@@ -290,12 +294,15 @@ def test_is_causal_a_later_token_never_changes_an_earlier_output(backend, data):
     rng = np.random.default_rng(data.draw(st.integers(0, 2**16)))
     x = rng.standard_normal((B, t, E))
     x_changed = x.copy()
-    x_changed[:, changed_from:] = data.draw(st.sampled_from([1.0, 1e3])) * rng.standard_normal((B, t - changed_from, E))
+    scale = data.draw(st.sampled_from([1.0, 1e3]))
+    x_changed[:, changed_from:] = scale * rng.standard_normal((B, t - changed_from, E))
     out, weights = (r.numpy() for r in attend(mha, "self", [tensor(x, backend)], is_causal=True))
     out_changed, _ = attend(mha, "self", [tensor(x_changed, backend)], is_causal=True)
-    np.testing.assert_allclose(out_changed.numpy()[:, :changed_from], out[:, :changed_from], rtol=1e-12, atol=1e-14)
-    assert np.all(weights[:, np.triu(np.ones((t, t), dtype=bool), k=1)] == 0.0)
-    explicit, _ = attend(mha, "self", [tensor(x, backend)], attn_mask=tensor(np.triu(np.ones((t, t), dtype=bool), k=1), backend))
+    np.testing.assert_allclose(out_changed.numpy()[:, :changed_from], out[:, :changed_from],
+                               rtol=1e-12, atol=1e-14)
+    future = np.triu(np.ones((t, t), dtype=bool), k=1)                     # key s > query t
+    assert np.all(weights[:, future] == 0.0)
+    explicit, _ = attend(mha, "self", [tensor(x, backend)], attn_mask=tensor(future, backend))
     np.testing.assert_allclose(out, explicit.numpy(), rtol=1e-12, atol=1e-14)
 
 
@@ -303,17 +310,10 @@ def test_is_causal_a_later_token_never_changes_an_earlier_output(backend, data):
 
 IN_PROJECTION_MATMULS = {"self": 1, "kv": 2, "qkv": 3}     # one linear per distinct input
 
-# Bug: with batch_first=False, forward swaps the axes of query, key and value into three new
-# tensors before in_projection tests `query is key`, so the fused self-attention (3E, E) and
-# key-value (2E, E) projections are never taken (the answer is right, the speed is not).
-LENGTH_FIRST_LOSES_FUSION = pytest.mark.xfail(
-    strict=True, reason="batch_first=False: `query is key` is tested after swapaxes")
-
-
+# With batch_first=False, forward must test `query is key` before swapping axes, or the fused
+# self-attention (3E, E) and key-value (2E, E) projections would never be taken.
 @pytest.mark.parametrize("path, batch_first", [
-    ("self", True), ("kv", True), ("qkv", True), ("qkv", False),
-    pytest.param("self", False, marks=LENGTH_FIRST_LOSES_FUSION),
-    pytest.param("kv", False, marks=LENGTH_FIRST_LOSES_FUSION)])
+    ("self", True), ("kv", True), ("qkv", True), ("self", False), ("kv", False), ("qkv", False)])
 def test_each_path_takes_its_projection(monkeypatch, path, batch_first):
     import minigrad.nn.multihead_attention as module
     calls = []
@@ -348,8 +348,10 @@ def torch_masks(torch, masks, dtype):
     return out
 
 
-def run_both(torch, backend, path, masks, dtype, need_weights=True, average_attn_weights=True, **options):
-    """Outputs and every gradient of torch and minigrad, same weights, same upstream gradient."""
+def run_both(torch, backend, path, masks, dtype, need_weights=True, average_attn_weights=True,
+             **options):
+    """torch's and minigrad's results, same weights, same random upstream gradient: two dicts
+    name -> NumPy array of the outputs, the input gradients and every parameter gradient."""
     theirs = torch_mha(torch, dtype, **options)
     ours = make_mha(backend, dtype=dtype, **options)
     ours.load_state_dict({k: v.detach().numpy() for k, v in theirs.state_dict().items()})
@@ -357,32 +359,33 @@ def run_both(torch, backend, path, masks, dtype, need_weights=True, average_attn
     kwargs = dict(need_weights=need_weights, average_attn_weights=average_attn_weights)
     xs_t = [torch.tensor(a, requires_grad=True) for a in arrays]
     xs_m = [tensor(a, backend, requires_grad=True) for a in arrays]
-    outs_t = [o for o in attend(theirs, path, xs_t, **torch_masks(torch, masks, dtype), **kwargs) if o is not None]
-    outs_m = [o for o in attend(ours, path, xs_m, **on_backend(masks, backend), **kwargs) if o is not None]
-    gys = [np.random.default_rng(20 + k).standard_normal(tuple(o.shape)).astype(dtype) for k, o in enumerate(outs_t)]
+    outs_t = attend(theirs, path, xs_t, **torch_masks(torch, masks, dtype), **kwargs)
+    outs_m = attend(ours, path, xs_m, **on_backend(masks, backend), **kwargs)
+    outs_t, outs_m = ([o for o in outs if o is not None] for outs in (outs_t, outs_m))   # weights
+    gys = [upstream(tuple(o.shape), 20 + k, "numpy", dtype) for k, o in enumerate(outs_t)]
     torch.autograd.backward(outs_t, [torch.from_numpy(g) for g in gys])
     backward(outs_m, [mg.backend.backend_by_name(backend).from_numpy(g) for g in gys])
-    results = []
-    for outs, xs, module, grad in ((outs_t, xs_t, theirs, lambda p: p.grad.numpy()),
-                                   (outs_m, xs_m, ours, lambda p: to_numpy(p.grad))):
-        results.append(dict(
-            **{f"output {k}": (o.detach().numpy() if hasattr(o, "detach") else o.numpy()) for k, o in enumerate(outs)},
-            **{f"grad of input {k}": grad(x) for k, x in enumerate(xs)},
-            **{f"grad of {name}": grad(p) for name, p in module.named_parameters()}))
-    return results
+    theirs_results = {f"output {k}": o.detach().numpy() for k, o in enumerate(outs_t)}
+    theirs_results.update({f"grad of input {k}": x.grad.numpy() for k, x in enumerate(xs_t)})
+    theirs_results.update({f"grad of {name}": p.grad.numpy() for name, p in theirs.named_parameters()})
+    ours_results = {f"output {k}": o.numpy() for k, o in enumerate(outs_m)}
+    ours_results.update({f"grad of input {k}": to_numpy(x.grad) for k, x in enumerate(xs_m)})
+    ours_results.update({f"grad of {name}": to_numpy(p.grad) for name, p in ours.named_parameters()})
+    return theirs_results, ours_results
 
 
 def assert_same(theirs, ours, dtype):
-    assert list(ours) == list(theirs)
+    assert list(ours) == list(theirs)                      # the same outputs and parameter names
     for name, expected in theirs.items():
         np.testing.assert_allclose(ours[name], expected, **TOL[dtype], err_msg=name)
 
 
-TORCH_CASES = [(path, masks, {}) for path in PATHS for masks in
-               ("none", "bool_BhTS", "key_padding+bool_TS", "key_padding+float_BhTS")] + [
-    ("qkv", "float_key_padding+float_TS", {})] + [
-    (path, "key_padding+float_TS", options) for path in PATHS for options in
-    (dict(average_attn_weights=False), dict(need_weights=False), dict(bias=False), dict(batch_first=False))]
+MASKED = ("none", "bool_BhTS", "key_padding+bool_TS", "key_padding+float_BhTS")
+OPTIONS = (dict(average_attn_weights=False), dict(need_weights=False), dict(bias=False),
+           dict(batch_first=False))
+TORCH_CASES = ([(path, masks, {}) for path in PATHS for masks in MASKED]
+               + [("qkv", "float_key_padding+float_TS", {})]
+               + [(path, "key_padding+float_TS", options) for path in PATHS for options in OPTIONS])
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
@@ -390,8 +393,8 @@ TORCH_CASES = [(path, masks, {}) for path in PATHS for masks in
 @pytest.mark.parametrize("path, masks, options", TORCH_CASES)
 def test_matches_pytorch_outputs_weights_and_every_gradient(backend, dtype, path, masks, options):
     torch = pytest.importorskip("torch")
-    theirs, ours = run_both(torch, backend, path, mask_arrays(masks, source_length(path)), dtype, **options)
-    assert_same(theirs, ours, dtype)
+    masks = mask_arrays(masks, source_length(path))
+    assert_same(*run_both(torch, backend, path, masks, dtype, **options), dtype)
 
 
 @pytest.mark.parametrize("bias", [True, False])
@@ -400,7 +403,8 @@ def test_state_dict_names_and_shapes_are_pytorchs(bias):
     theirs = torch.nn.MultiheadAttention(E, H, bias=bias, batch_first=True).state_dict()
     ours = make_mha("numpy", bias=bias, dtype="float32").state_dict()
     assert list(ours) == list(theirs)
-    assert all(ours[k].shape == tuple(v.shape) and ours[k].dtype == np.float32 for k, v in theirs.items())
+    assert all(ours[k].shape == tuple(v.shape) for k, v in theirs.items())
+    assert all(v.dtype == np.float32 for v in ours.values())
 
 
 # -- docstring shapes, initialization, dropout ------------------------------------------------
@@ -427,7 +431,8 @@ def test_length_first_equals_batch_first_on_swapped_inputs(backend, path):
     kwargs = on_backend(mask_arrays("key_padding+float_BhTS", source_length(path)), backend)
     arrays = input_arrays(path)
     out, weights = attend(batch_first, path, [tensor(a, backend) for a in arrays], **kwargs)
-    out_lf, weights_lf = attend(length_first, path, [tensor(a.swapaxes(0, 1), backend) for a in arrays], **kwargs)
+    swapped = [tensor(a.swapaxes(0, 1), backend) for a in arrays]                 # (L, B, E)
+    out_lf, weights_lf = attend(length_first, path, swapped, **kwargs)
     np.testing.assert_allclose(out_lf.numpy(), out.numpy().swapaxes(0, 1), rtol=1e-12, atol=1e-14)
     np.testing.assert_allclose(weights_lf.numpy(), weights.numpy(), rtol=1e-12, atol=1e-14)
 
@@ -443,8 +448,9 @@ def test_initialization_is_pytorchs(backend):
     embed_dim = 32
     mha = make_mha(backend, embed_dim=embed_dim, num_heads=4, dtype="float32")
     assert all(p.dtype == np.float32 for p in mha.parameters())
-    assert_uniform_within(mha.in_proj_weight.numpy(), math.sqrt(6.0 / (embed_dim + 3 * embed_dim)))  # Xavier
-    assert_uniform_within(mha.out_proj.weight.numpy(), 1.0 / math.sqrt(embed_dim))                    # Linear's
+    xavier = math.sqrt(6.0 / (embed_dim + 3 * embed_dim))                  # fan_in E, fan_out 3E
+    assert_uniform_within(mha.in_proj_weight.numpy(), xavier)
+    assert_uniform_within(mha.out_proj.weight.numpy(), 1.0 / math.sqrt(embed_dim))   # Linear's
     assert np.all(mha.in_proj_bias.numpy() == 0.0) and np.all(mha.out_proj.bias.numpy() == 0.0)
 
 
@@ -474,6 +480,11 @@ def test_embed_dim_not_divisible_by_heads_is_refused():
         MultiheadAttention(6, 4)
 
 
+def test_zero_heads_is_refused():
+    with pytest.raises(ValueError, match="num_heads"):
+        MultiheadAttention(4, 0)
+
+
 BAD_INPUTS = [
     (dict(query=(B, T, E + 1)), ValueError, r"expected query of shape \(B, L, 4\).*got \(2, 3, 5\)"),
     (dict(query=(T, E)), ValueError, r"expected query of shape \(B, L, 4\).*got \(3, 4\)"),
@@ -482,7 +493,8 @@ BAD_INPUTS = [
     (dict(key=(B + 1, S, E), value=(B + 1, S, E)), ValueError, r"must share the batch"),
     (dict(key_padding_mask=np.zeros((B, S + 1), bool)), ValueError,
      r"expected key_padding_mask of shape \(2, 4\), got \(2, 5\)"),
-    (dict(key_padding_mask=np.zeros((S,), bool)), ValueError, r"expected key_padding_mask of shape \(2, 4\), got \(4,\)"),
+    (dict(key_padding_mask=np.zeros((S,), bool)), ValueError,
+     r"expected key_padding_mask of shape \(2, 4\), got \(4,\)"),
     (dict(attn_mask=np.zeros((T, S + 1), bool)), ValueError,
      r"expected attn_mask of shape \(3, 4\) or \(4, 3, 4\), got \(3, 5\)"),
     (dict(attn_mask=np.zeros((B, T, S), bool)), ValueError,

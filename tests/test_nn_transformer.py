@@ -37,6 +37,8 @@ TOL = {"float64": dict(rtol=1e-10, atol=1e-12), "float32": dict(rtol=1e-5, atol=
 GRAD_TOL = dict(TOL, float32=dict(rtol=1e-5, atol=5e-6))
 LAYER_OPTIONS = [dict(norm_first=n, activation=a) for n in (False, True) for a in ("relu", "gelu")]
 LAYER_IDS = [f"{'pre' if o['norm_first'] else 'post'}-norm-{o['activation']}" for o in LAYER_OPTIONS]
+TRANSFORMER_OPTIONS = [dict(), dict(norm_first=True, activation="gelu")]
+TRANSFORMER_IDS = ["post-norm-relu", "pre-norm-gelu"]
 
 
 # -- helpers --------------------------------------------------------------------
@@ -115,8 +117,8 @@ def on_backend(masks, backend, dtype="float64"):
 
 
 # -- gradient checks --------------------------------------------------------------------
-# Element-wise everywhere: the tiny Transformer has 448 parameters, two forwards of ~1 ms
-# each per element, so fast_mode (one random direction per input) is not needed.
+# Element-wise: the tiny Transformer has 448 parameters, two forwards of ~1 ms each per
+# element, so only the two-layer stacks (~800 parameters, two models) use fast_mode.
 
 @pytest.mark.parametrize("backend", BACKENDS)
 @pytest.mark.parametrize("options", LAYER_OPTIONS, ids=LAYER_IDS)
@@ -142,8 +144,9 @@ def test_gradcheck_two_layer_stacks(backend, norm_first):
     """Each deep-copied layer gets its own gradient (fast_mode: 2 x 2 layers, ~800 parameters)."""
     with mg.use_backend(backend):
         norm = LayerNorm(D)
-    encoder = randomize(build(backend, TransformerEncoder, encoder_layer(backend, norm_first=norm_first), 2, norm))
-    decoder = randomize(build(backend, TransformerDecoder, decoder_layer(backend, norm_first=norm_first), 2), seed=8)
+    encoder = build(backend, TransformerEncoder, encoder_layer(backend, norm_first=norm_first), 2, norm)
+    decoder = build(backend, TransformerDecoder, decoder_layer(backend, norm_first=norm_first), 2)
+    encoder, decoder = randomize(encoder), randomize(decoder, seed=8)
     src, tgt = (tensor(a, backend, requires_grad=True) for a in sequences())
     enc_masks = on_backend(encoder_masks(), backend)
     enc_masks["mask"] = enc_masks.pop("src_mask")
@@ -153,7 +156,7 @@ def test_gradcheck_two_layer_stacks(backend, norm_first):
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
-@pytest.mark.parametrize("options", [dict(), dict(norm_first=True, activation="gelu")], ids=["post-norm-relu", "pre-norm-gelu"])
+@pytest.mark.parametrize("options", TRANSFORMER_OPTIONS, ids=TRANSFORMER_IDS)
 def test_gradcheck_tiny_transformer(backend, options):
     model = randomize(tiny_transformer(backend, **options))
     src, tgt = (tensor(a, backend, requires_grad=True) for a in sequences())
@@ -167,14 +170,14 @@ CAUSAL_MODELS = ["decoder_layer", "decoder", "transformer"]
 
 
 def causal_model(backend, kind, norm_first, seed):
-    if kind == "decoder_layer":
-        model = decoder_layer(backend, norm_first=norm_first)
-        return randomize(model, seed), lambda src, tgt, **masks: model(tgt, src, **masks)
+    """A function (src, tgt, **masks) -> output of a random decoder layer, decoder or Transformer."""
+    if kind == "transformer":
+        return randomize(tiny_transformer(backend, norm_first=norm_first), seed)
+    model = decoder_layer(backend, norm_first=norm_first)
     if kind == "decoder":
-        model = build(backend, TransformerDecoder, decoder_layer(backend, norm_first=norm_first), 2)
-        return randomize(model, seed), lambda src, tgt, **masks: model(tgt, src, **masks)
-    model = tiny_transformer(backend, norm_first=norm_first)
-    return randomize(model, seed), model
+        model = build(backend, TransformerDecoder, model, 2)
+    randomize(model, seed)
+    return lambda src, tgt, **masks: model(tgt, src, **masks)
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
@@ -185,16 +188,20 @@ def causal_model(backend, kind, norm_first, seed):
 def test_a_later_target_token_never_changes_an_earlier_output(backend, kind, how, data):
     t = data.draw(st.integers(2, 5))
     changed_from = data.draw(st.integers(1, t - 1))
-    _, run = causal_model(backend, kind, data.draw(st.booleans()), data.draw(st.integers(0, 99)))
+    run = causal_model(backend, kind, data.draw(st.booleans()), data.draw(st.integers(0, 99)))
     rng = np.random.default_rng(data.draw(st.integers(0, 2**16)))
     src, tgt = rng.standard_normal((B, S, D)), rng.standard_normal((B, t, D))
     tgt_changed = tgt.copy()
-    tgt_changed[:, changed_from:] = data.draw(st.sampled_from([1.0, 1e3])) * rng.standard_normal((B, t - changed_from, D))
-    masks = dict(tgt_is_causal=True) if how == "tgt_is_causal" else dict(tgt_mask=causal(t, backend))
+    scale = data.draw(st.sampled_from([1.0, 1e3]))
+    tgt_changed[:, changed_from:] = scale * rng.standard_normal((B, t - changed_from, D))
+    # the mask in its default dtype, float32, as a user makes it for this float64 model
+    masks = dict(tgt_is_causal=True) if how == "tgt_is_causal" else \
+        dict(tgt_mask=Transformer.generate_square_subsequent_mask(t, backend=backend))
     out = run(tensor(src, backend), tensor(tgt, backend), **masks).numpy()
     out_changed = run(tensor(src, backend), tensor(tgt_changed, backend), **masks).numpy()
-    np.testing.assert_allclose(out_changed[:, :changed_from], out[:, :changed_from], rtol=1e-12, atol=1e-13)
-    assert not np.allclose(out_changed[:, changed_from:], out[:, changed_from:])   # the law is not vacuous
+    np.testing.assert_allclose(out_changed[:, :changed_from], out[:, :changed_from],
+                               rtol=1e-12, atol=1e-13)
+    assert not np.allclose(out_changed[:, changed_from:], out[:, changed_from:])   # not vacuous
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
@@ -203,9 +210,10 @@ def test_a_later_target_token_never_changes_an_earlier_output(backend, kind, how
 def test_a_padded_source_never_changes_the_output(backend, data):
     """Each sequence of a padded batch (source padding of any content, up to +-1e6, masked by
     src_key_padding_mask and memory_key_padding_mask) gives the output it gives alone."""
-    b, t, total = data.draw(st.integers(1, 3)), data.draw(st.integers(1, 4)), data.draw(st.integers(2, 5))
+    b, t, total = (data.draw(st.integers(*bounds)) for bounds in ((1, 3), (1, 4), (2, 5)))
     lengths = data.draw(st.lists(st.integers(1, total - 1), min_size=b, max_size=b))
-    model = randomize(tiny_transformer(backend, norm_first=data.draw(st.booleans())), seed=data.draw(st.integers(0, 99)))
+    model = tiny_transformer(backend, norm_first=data.draw(st.booleans()))
+    randomize(model, seed=data.draw(st.integers(0, 99)))
     rng = np.random.default_rng(data.draw(st.integers(0, 2**16)))
     src, tgt = rng.standard_normal((b, total, D)), rng.standard_normal((b, t, D))
     scale = data.draw(st.floats(-1e6, 1e6))
@@ -216,7 +224,8 @@ def test_a_padded_source_never_changes_the_output(backend, data):
     out = model(tensor(src, backend), tensor(tgt, backend), tgt_mask=tgt_mask,
                 src_key_padding_mask=src_padding, memory_key_padding_mask=src_padding).numpy()
     for i, length in enumerate(lengths):
-        alone = model(tensor(src[i:i + 1, :length], backend), tensor(tgt[i:i + 1], backend), tgt_mask=tgt_mask)
+        alone = model(tensor(src[i:i + 1, :length], backend), tensor(tgt[i:i + 1], backend),
+                      tgt_mask=tgt_mask)
         np.testing.assert_allclose(out[i], alone.numpy()[0], rtol=1e-10, atol=1e-12)
 
 
@@ -225,16 +234,19 @@ def test_a_padded_source_never_changes_the_output(backend, data):
 @given(data=st.data())
 def test_load_state_dict_of_state_dict_round_trips_exactly(backend, data):
     nhead, layers = data.draw(st.sampled_from([1, 2, 4])), data.draw(st.integers(1, 2))
-    options = dict(norm_first=data.draw(st.booleans()), activation=data.draw(st.sampled_from(["relu", "gelu"])),
-                   bias=data.draw(st.booleans()), dtype=data.draw(st.sampled_from(["float32", "float64"])))
-    source = build(backend, Transformer, D, nhead, layers, layers, F, dropout=0.0, seed=data.draw(st.integers(0, 99)), **options)
-    target = build(backend, Transformer, D, nhead, layers, layers, F, dropout=0.0, seed=100, **options)
+    options = dict(norm_first=data.draw(st.booleans()), bias=data.draw(st.booleans()),
+                   activation=data.draw(st.sampled_from(["relu", "gelu"])),
+                   dtype=data.draw(st.sampled_from(["float32", "float64"])))
+    args = (backend, Transformer, D, nhead, layers, layers, F)
+    source = build(*args, dropout=0.0, seed=data.draw(st.integers(0, 99)), **options)
+    target = build(*args, dropout=0.0, seed=100, **options)
     state = source.state_dict()
     target.load_state_dict(state)
     loaded = target.state_dict()
     assert list(loaded) == list(state)
     for name, array in state.items():
-        assert loaded[name].dtype == array.dtype == np.dtype(options["dtype"]) and np.array_equal(loaded[name], array), name
+        assert loaded[name].dtype == array.dtype == np.dtype(options["dtype"]), name
+        np.testing.assert_array_equal(loaded[name], array, err_msg=name)
     src, tgt = (tensor(a.astype(options["dtype"]), backend) for a in sequences())
     np.testing.assert_array_equal(target(src, tgt).numpy(), source(src, tgt).numpy())
 
@@ -254,29 +266,28 @@ def torch_randomized(torch, module, dtype, seed=0):
 def torch_masks(torch, masks, dtype):
     """The masks as torch tensors, all additive (a boolean mask as 0 / -inf): torch deprecates
     mixing boolean and float masks in one call; minigrad gets the originals."""
-    return {k: torch.from_numpy(np.where(v, -np.inf, 0.0).astype(dtype) if v.dtype == bool else v.astype(dtype))
-            for k, v in masks.items()}
+    additive = {k: np.where(v, -np.inf, 0.0) if v.dtype == bool else v for k, v in masks.items()}
+    return {k: torch.from_numpy(v.astype(dtype)) for k, v in additive.items()}
 
 
-def compare_with_torch(torch, theirs, ours, backend, dtype, inputs, masks, call=None):
+def compare_with_torch(torch, theirs, ours, backend, dtype, inputs, masks):
     """Load ``theirs`` (torch) into ``ours``; run both on ``inputs`` (NumPy) with ``masks``;
     backpropagate one random upstream gradient; compare output, input and parameter gradients."""
-    call = call or (lambda module, xs, kw: module(*xs, **kw))
     ours.load_state_dict({k: v.detach().numpy() for k, v in theirs.state_dict().items()})
     xs_t = [torch.tensor(a.astype(dtype), requires_grad=True) for a in inputs]
     xs_m = [tensor(a.astype(dtype), backend, requires_grad=True) for a in inputs]
-    out_t = call(theirs, xs_t, torch_masks(torch, masks, dtype))
-    out_m = call(ours, xs_m, on_backend(masks, backend, dtype))
+    out_t = theirs(*xs_t, **torch_masks(torch, masks, dtype))
+    out_m = ours(*xs_m, **on_backend(masks, backend, dtype))
     gy = np.random.default_rng(5).standard_normal(tuple(out_t.shape)).astype(dtype)
     out_t.backward(torch.from_numpy(gy))
     out_m.backward(tensor(gy, backend))
     np.testing.assert_allclose(out_m.numpy(), out_t.detach().numpy(), **TOL[dtype], err_msg="output")
-    for k, (x_t, x_m) in enumerate(zip(xs_t, xs_m)):
-        np.testing.assert_allclose(to_numpy(x_m.grad), x_t.grad.numpy(), **GRAD_TOL[dtype], err_msg=f"grad of input {k}")
-    params_t, params_m = dict(theirs.named_parameters()), dict(ours.named_parameters())
-    assert list(params_m) == list(params_t)
-    for name, p in params_t.items():
-        np.testing.assert_allclose(to_numpy(params_m[name].grad), p.grad.numpy(), **GRAD_TOL[dtype], err_msg=f"grad of {name}")
+    grads_t = [x.grad.numpy() for x in xs_t] + [p.grad.numpy() for p in theirs.parameters()]
+    grads_m = [to_numpy(x.grad) for x in xs_m] + [to_numpy(p.grad) for p in ours.parameters()]
+    names = [f"input {k}" for k in range(len(xs_t))] + [name for name, _ in theirs.named_parameters()]
+    assert [name for name, _ in ours.named_parameters()] == names[len(xs_t):]
+    for name, g_t, g_m in zip(names, grads_t, grads_m):
+        np.testing.assert_allclose(g_m, g_t, **GRAD_TOL[dtype], err_msg=f"gradient of {name}")
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
@@ -284,7 +295,8 @@ def compare_with_torch(torch, theirs, ours, backend, dtype, inputs, masks, call=
 @pytest.mark.parametrize("options", LAYER_OPTIONS, ids=LAYER_IDS)
 def test_encoder_layer_matches_pytorch(backend, dtype, options):
     torch = pytest.importorskip("torch")
-    theirs = torch_randomized(torch, torch.nn.TransformerEncoderLayer(D, NHEAD, F, 0.0, batch_first=True, **options), dtype)
+    theirs = torch.nn.TransformerEncoderLayer(D, NHEAD, F, 0.0, batch_first=True, **options)
+    theirs = torch_randomized(torch, theirs, dtype)
     compare_with_torch(torch, theirs, encoder_layer(backend, dtype=dtype, **options), backend, dtype,
                        sequences()[:1], encoder_masks())
 
@@ -294,7 +306,8 @@ def test_encoder_layer_matches_pytorch(backend, dtype, options):
 @pytest.mark.parametrize("options", LAYER_OPTIONS, ids=LAYER_IDS)
 def test_decoder_layer_matches_pytorch(backend, dtype, options):
     torch = pytest.importorskip("torch")
-    theirs = torch_randomized(torch, torch.nn.TransformerDecoderLayer(D, NHEAD, F, 0.0, batch_first=True, **options), dtype)
+    theirs = torch.nn.TransformerDecoderLayer(D, NHEAD, F, 0.0, batch_first=True, **options)
+    theirs = torch_randomized(torch, theirs, dtype)
     src, tgt = sequences()
     compare_with_torch(torch, theirs, decoder_layer(backend, dtype=dtype, **options), backend, dtype,
                        [tgt, src], decoder_masks())
@@ -306,17 +319,21 @@ def test_decoder_layer_matches_pytorch(backend, dtype, options):
 def test_encoder_and_decoder_stacks_match_pytorch(backend, dtype, norm_first):
     torch = pytest.importorskip("torch")
     layer_t = torch.nn.TransformerEncoderLayer(D, NHEAD, F, 0.0, batch_first=True, norm_first=norm_first)
-    encoder_t = torch_randomized(torch, torch.nn.TransformerEncoder(layer_t, 2, torch.nn.LayerNorm(D), enable_nested_tensor=False), dtype)
+    encoder_t = torch.nn.TransformerEncoder(layer_t, 2, torch.nn.LayerNorm(D),
+                                            enable_nested_tensor=False)
+    encoder_t = torch_randomized(torch, encoder_t, dtype)
     with mg.use_backend(backend):
         norm = LayerNorm(D)
-    encoder_m = build(backend, TransformerEncoder, encoder_layer(backend, norm_first=norm_first), 2, norm, dtype=dtype)
+    layer_m = encoder_layer(backend, norm_first=norm_first)
+    encoder_m = build(backend, TransformerEncoder, layer_m, 2, norm, dtype=dtype)
     masks = encoder_masks()
     masks["mask"] = masks.pop("src_mask")
     compare_with_torch(torch, encoder_t, encoder_m, backend, dtype, sequences()[:1], masks)
 
     layer_t = torch.nn.TransformerDecoderLayer(D, NHEAD, F, 0.0, batch_first=True, norm_first=norm_first)
     decoder_t = torch_randomized(torch, torch.nn.TransformerDecoder(layer_t, 2), dtype)
-    decoder_m = build(backend, TransformerDecoder, decoder_layer(backend, norm_first=norm_first), 2, dtype=dtype)
+    layer_m = decoder_layer(backend, norm_first=norm_first)
+    decoder_m = build(backend, TransformerDecoder, layer_m, 2, dtype=dtype)
     src, tgt = sequences()
     compare_with_torch(torch, decoder_t, decoder_m, backend, dtype, [tgt, src], decoder_masks())
 
@@ -324,11 +341,13 @@ def test_encoder_and_decoder_stacks_match_pytorch(backend, dtype, norm_first):
 @pytest.mark.filterwarnings("ignore:enable_nested_tensor is True")    # torch's note on pre-norm
 @pytest.mark.parametrize("backend", BACKENDS)
 @pytest.mark.parametrize("dtype", ["float64", "float32"])
-@pytest.mark.parametrize("options", [dict(), dict(norm_first=True, activation="gelu")], ids=["post-norm-relu", "pre-norm-gelu"])
+@pytest.mark.parametrize("options", TRANSFORMER_OPTIONS, ids=TRANSFORMER_IDS)
 def test_transformer_matches_pytorch(backend, dtype, options):
     torch = pytest.importorskip("torch")
-    theirs = torch_randomized(torch, torch.nn.Transformer(D, NHEAD, 1, 1, F, 0.0, batch_first=True, **options), dtype)
-    masks = dict(transformer_masks(), src_mask=encoder_masks()["src_mask"], memory_mask=decoder_masks()["memory_mask"])
+    theirs = torch.nn.Transformer(D, NHEAD, 1, 1, F, 0.0, batch_first=True, **options)
+    theirs = torch_randomized(torch, theirs, dtype)
+    masks = dict(transformer_masks(), src_mask=encoder_masks()["src_mask"],
+                 memory_mask=decoder_masks()["memory_mask"])
     compare_with_torch(torch, theirs, tiny_transformer(backend, dtype=dtype, **options), backend, dtype,
                        list(sequences()), masks)
 
@@ -337,7 +356,8 @@ def test_transformer_matches_pytorch(backend, dtype, options):
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_length_first_transformer_matches_pytorch(backend):
     torch = pytest.importorskip("torch")
-    theirs = torch_randomized(torch, torch.nn.Transformer(D, NHEAD, 1, 1, F, 0.0), "float64")  # torch's batch_first=False
+    theirs = torch.nn.Transformer(D, NHEAD, 1, 1, F, 0.0)                 # torch's default: length first
+    theirs = torch_randomized(torch, theirs, "float64")
     compare_with_torch(torch, theirs, tiny_transformer(backend, batch_first=False), backend, "float64",
                        [a.swapaxes(0, 1) for a in sequences()], transformer_masks())
 
@@ -347,10 +367,12 @@ def test_length_first_transformer_matches_pytorch(backend):
 @pytest.mark.parametrize("norm_first", [False, True])
 def test_state_dict_names_and_shapes_are_pytorchs(bias, norm_first):
     torch = pytest.importorskip("torch")
-    theirs = torch.nn.Transformer(D, NHEAD, 2, 2, F, bias=bias, norm_first=norm_first, batch_first=True).state_dict()
-    ours = tiny_transformer("numpy", layers=2, bias=bias, norm_first=norm_first, dtype="float32").state_dict()
+    options = dict(bias=bias, norm_first=norm_first)
+    theirs = torch.nn.Transformer(D, NHEAD, 2, 2, F, batch_first=True, **options).state_dict()
+    ours = tiny_transformer("numpy", layers=2, dtype="float32", **options).state_dict()
     assert list(ours) == list(theirs)
-    assert "encoder.layers.0.self_attn.in_proj_weight" in ours and "decoder.layers.1.multihead_attn.out_proj.weight" in ours
+    assert {"encoder.layers.0.self_attn.in_proj_weight", "encoder.norm.weight", "decoder.norm.weight",
+            "decoder.layers.1.multihead_attn.out_proj.weight"} <= set(ours)
     assert all(ours[k].shape == tuple(v.shape) for k, v in theirs.items())
 
 
@@ -408,23 +430,23 @@ def test_layer_initialization_is_pytorchs(backend):
     assert_uniform_within(layer.linear2.weight.numpy(), 1.0 / math.sqrt(ff))
 
 
-def dropout_cases(backend):
-    """(module with dropout 0.3, module with dropout 0, function of the module) triples."""
-    src, tgt = sequences()
-    return [
-        ("encoder_layer", lambda p: encoder_layer(backend, dropout=p), lambda m: m(tensor(src, backend))),
-        ("decoder_layer", lambda p: decoder_layer(backend, dropout=p),
-         lambda m: m(tensor(tgt, backend), tensor(src, backend))),
-        ("transformer", lambda p: tiny_transformer(backend, dropout=p),
-         lambda m: m(tensor(src, backend), tensor(tgt, backend), tgt_mask=causal(T, backend))),
-    ]
+DROPOUT_MODELS = {   # kind: (make with dropout p, run on src and tgt)
+    "encoder_layer": (encoder_layer, lambda m, src, tgt, mask: m(src)),
+    "decoder_layer": (decoder_layer, lambda m, src, tgt, mask: m(tgt, src, tgt_mask=mask)),
+    "transformer": (tiny_transformer, lambda m, src, tgt, mask: m(src, tgt, tgt_mask=mask)),
+}
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
-@pytest.mark.parametrize("case", range(3), ids=["encoder_layer", "decoder_layer", "transformer"])
-def test_dropout_is_off_in_eval_and_on_in_training(backend, case):
-    _, make, run = dropout_cases(backend)[case]
-    plain, dropping = make(0.0), make(0.3)
+@pytest.mark.parametrize("kind", DROPOUT_MODELS)
+def test_dropout_is_off_in_eval_and_on_in_training(backend, kind):
+    make, forward = DROPOUT_MODELS[kind]
+    src, tgt = (tensor(a, backend) for a in sequences())
+
+    def run(module):
+        return forward(module, src, tgt, causal(T, backend))
+
+    plain, dropping = make(backend, dropout=0.0), make(backend, dropout=0.3)
     dropping.load_state_dict(randomize(plain).state_dict())
     expected = run(plain).numpy()
     np.testing.assert_array_equal(run(dropping.eval()).numpy(), expected)
@@ -441,17 +463,19 @@ def test_docstring_shapes(backend, batch_first):
     if not batch_first:
         src, tgt = src.swapaxes(0, 1), tgt.swapaxes(0, 1)                          # (S, B, D), (T, B, D)
     src, tgt = tensor(src, backend), tensor(tgt, backend)
-    length_first = (lambda shape: shape) if batch_first else (lambda shape: (shape[1], shape[0], shape[2]))
-    assert model(src, tgt).shape == length_first((B, T, D))
+    target_shape, source_shape = ((B, T, D), (B, S, D)) if batch_first else ((T, B, D), (S, B, D))
+    assert model(src, tgt).shape == target_shape
     encoder, decoder = model.encoder.layers[0], model.decoder.layers[0]
     memory = encoder(src)
-    assert memory.shape == length_first((B, S, D))
-    assert decoder(tgt, memory).shape == length_first((B, T, D))
+    assert memory.shape == source_shape
+    assert decoder(tgt, memory).shape == target_shape
     for layer in (encoder, decoder):
         assert layer.linear1.weight.shape == (F, D) and layer.linear2.weight.shape == (D, F)
-        assert layer.self_attn.in_proj_weight.shape == (3 * D, D) and layer.self_attn.in_proj_bias.shape == (3 * D,)
+        assert layer.self_attn.in_proj_weight.shape == (3 * D, D)
+        assert layer.self_attn.in_proj_bias.shape == (3 * D,)
         assert layer.norm1.weight.shape == layer.norm2.weight.shape == (D,)
-    assert decoder.multihead_attn.in_proj_weight.shape == (3 * D, D) and decoder.norm3.weight.shape == (D,)
+    assert decoder.multihead_attn.in_proj_weight.shape == (3 * D, D)
+    assert decoder.norm3.weight.shape == (D,)
     assert Transformer.generate_square_subsequent_mask(T, backend=backend).shape == (T, T)
 
 
@@ -489,7 +513,8 @@ def test_generate_square_subsequent_mask_is_zero_on_and_below_the_diagonal(backe
 # -- bad input ------------------------------------------------------------------------------
 
 def test_unknown_activation_is_refused():
-    with pytest.raises(ValueError, match=r"activation must be one of \['gelu', 'relu'\] or a function, got 'tanh'"):
+    message = r"activation must be one of \['gelu', 'relu'\] or a function, got 'tanh'"
+    with pytest.raises(ValueError, match=message):
         TransformerEncoderLayer(D, NHEAD, F, activation="tanh")
 
 
@@ -500,12 +525,13 @@ def test_d_model_not_divisible_by_nhead_is_refused():
 
 @pytest.mark.parametrize("backend", BACKENDS)
 @pytest.mark.parametrize("batch_first, src_shape, tgt_shape, message", [
-    (True, (B, S, D), (B + 1, T, D), r"src and tgt must have one batch size, got src \(2, 4, 4\) and tgt \(3, 3, 4\)"),
-    (False, (S, B, D), (T, B + 1, D), r"one batch size, got src \(4, 2, 4\) and tgt \(3, 3, 4\) \(batch_first=False\)"),
-    (True, (B, S, D + 1), (B, T, D), r"need feature size d_model=4, got src \(2, 4, 5\) and tgt \(2, 3, 4\)"),
-    (True, (B, S, D), (B, T, D - 1), r"need feature size d_model=4, got src \(2, 4, 4\) and tgt \(2, 3, 3\)"),
+    (True, (B, S, D), (B + 1, T, D), r"one batch size, got src \(2, 4, 4\) and tgt \(3, 3, 4\)"),
+    (False, (S, B, D), (T, B + 1, D), r"got src \(4, 2, 4\) and tgt \(3, 3, 4\) \(batch_first=False\)"),
+    (True, (B, S, D + 1), (B, T, D), r"d_model=4, got src \(2, 4, 5\) and tgt \(2, 3, 4\)"),
+    (True, (B, S, D), (B, T, D - 1), r"d_model=4, got src \(2, 4, 4\) and tgt \(2, 3, 3\)"),
 ])
-def test_transformer_bad_input_names_expected_and_got(backend, batch_first, src_shape, tgt_shape, message):
+def test_transformer_bad_input_names_expected_and_got(backend, batch_first, src_shape, tgt_shape,
+                                                      message):
     model = tiny_transformer(backend, batch_first=batch_first)
     with pytest.raises(ValueError, match=message):
         model(tensor(np.zeros(src_shape), backend), tensor(np.zeros(tgt_shape), backend))
@@ -516,7 +542,7 @@ def test_layer_bad_mask_shapes_are_refused(backend):
     src, tgt = (tensor(a, backend) for a in sequences())
     with pytest.raises(ValueError, match=r"expected key_padding_mask of shape \(2, 4\), got \(2, 3\)"):
         encoder_layer(backend)(src, src_key_padding_mask=tensor(np.zeros((B, S - 1), bool), backend))
-    with pytest.raises(ValueError, match=r"expected attn_mask of shape \(3, 3\) or \(4, 3, 3\), got \(3, 4\)"):
+    with pytest.raises(ValueError, match=r"attn_mask of shape \(3, 3\) or \(4, 3, 3\), got \(3, 4\)"):
         decoder_layer(backend)(tgt, src, tgt_mask=tensor(np.zeros((T, S), bool), backend))
 
 
@@ -563,11 +589,10 @@ def test_positional_encoding_adds_pe_from_start(backend, start, length):
     assert y.shape == (B, length, 6) and y.dtype == np.float64                    # (B, T, D)
     np.testing.assert_array_equal(y.numpy(), x + pe.pe.numpy()[start:start + length])
     # the table is built in float32 (see the next test): float32 accuracy
-    np.testing.assert_allclose(y.numpy(), x + paper_pe(10, 6)[start:start + length], rtol=1e-6, atol=1e-7)
+    np.testing.assert_allclose(y.numpy(), x + paper_pe(10, 6)[start:start + length],
+                               rtol=1e-6, atol=1e-7)
 
 
-@pytest.mark.xfail(strict=True, reason="PositionalEncoding builds its table in float32; double() "
-                                       "casts the rounded values, so a float64 model's PE is off by ~3e-8")
 def test_positional_encoding_in_float64_has_float64_accuracy():
     pe = PositionalEncoding(6, max_len=10).double()
     np.testing.assert_allclose(pe.pe.numpy(), paper_pe(10, 6), rtol=1e-12, atol=1e-12)
@@ -577,13 +602,15 @@ def test_positional_encoding_in_float64_has_float64_accuracy():
 def test_positional_encoding_keeps_float32(backend):
     with mg.use_backend(backend):
         pe = PositionalEncoding(4, max_len=8)
-    assert pe.pe.shape == (8, 4) and pe(tensor(np.zeros((B, 3, 4), np.float32), backend)).dtype == np.float32
+    assert pe.pe.shape == (8, 4)                                                   # (max_len, D)
+    assert pe(tensor(np.zeros((B, 3, 4), np.float32), backend)).dtype == np.float32
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_positional_encoding_gradient_is_the_identity(backend):
     pe = make_pe(backend)
-    check_grad(lambda x: pe(x, start=2), [tensor(np.random.default_rng(0).standard_normal((B, 3, 6)), backend, requires_grad=True)])
+    x = tensor(np.random.default_rng(0).standard_normal((B, 3, 6)), backend, requires_grad=True)
+    check_grad(lambda x: pe(x, start=2), [x])
 
 
 def test_positional_encoding_table_is_a_buffer_not_in_state_dict():
@@ -600,6 +627,11 @@ def test_positional_encoding_table_is_a_buffer_not_in_state_dict():
 def test_positional_encoding_refuses_positions_past_max_len(backend, start, length, message):
     with pytest.raises(ValueError, match=message):
         make_pe(backend)(tensor(np.zeros((B, length, 6)), backend), start=start)
+
+
+def test_positional_encoding_refuses_a_negative_start():
+    with pytest.raises(ValueError, match="start"):
+        PositionalEncoding(4, max_len=8)(mg.Tensor(np.zeros((B, 1, 4), np.float32)), start=-1)
 
 
 @pytest.mark.parametrize("backend", BACKENDS)

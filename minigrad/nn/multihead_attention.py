@@ -75,6 +75,9 @@ class MultiheadAttention(Module):
 
     def __init__(self, embed_dim, num_heads, dropout=0.0, bias=True, batch_first=True):
         super().__init__()
+        if embed_dim <= 0 or num_heads <= 0:
+            raise ValueError(f"MultiheadAttention: embed_dim and num_heads must be positive, got "
+                             f"embed_dim={embed_dim}, num_heads={num_heads}")
         if embed_dim % num_heads:
             raise ValueError(f"MultiheadAttention: embed_dim ({embed_dim}) must be divisible "
                              f"by num_heads ({num_heads})")
@@ -104,8 +107,11 @@ class MultiheadAttention(Module):
         memory once; a growing one appends each step's keys and values, so step t
         attends to steps 0..t without projecting them again.
         """
-        if not self.batch_first:                     # (T, B, E) -> (B, T, E)
-            query, key, value = (x.swapaxes(0, 1) for x in (query, key, value))
+        if not self.batch_first:                     # (T, B, E) -> (B, T, E), one swap per tensor
+            key_is_value, query_is_key = key is value, query is key
+            query = query.swapaxes(0, 1)
+            key = query if query_is_key else key.swapaxes(0, 1)
+            value = key if key_is_value else value.swapaxes(0, 1)
         self._check(query, key, value)
         B, T, E = query.shape
 

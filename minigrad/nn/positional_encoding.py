@@ -47,12 +47,17 @@ class PositionalEncoding(Module):
         super().__init__()
         self.d_model, self.max_len = d_model, max_len
         self.dropout = Dropout(dropout)
-        self.register_buffer("pe", sinusoidal_positional_encoding(max_len, d_model), persistent=False)
+        # Kept in float64 (forward casts it to the input's dtype), so a float64 model
+        # gets the exact table, not a float32 rounding of it.
+        self.register_buffer("pe", sinusoidal_positional_encoding(max_len, d_model, dtype="float64"),
+                             persistent=False)
 
     def forward(self, x, start=0):
         T = x.shape[-2]
         if x.shape[-1] != self.d_model:
             raise ValueError(f"PositionalEncoding: expected input (..., T, {self.d_model}), got {x.shape}")
+        if start < 0:
+            raise ValueError(f"PositionalEncoding: start must be >= 0, got {start}")
         if start + T > self.max_len:
             raise ValueError(f"PositionalEncoding: positions {start}..{start + T - 1} exceed "
                              f"max_len={self.max_len}; build it with a larger max_len")
