@@ -1,131 +1,486 @@
-"""Train a model with minigrad: the command line.
+"""Train, evaluate and use a sequence-to-sequence model with minigrad: the command line.
 
-Until the sequence-to-sequence models arrive (models/), this trains the engine's
-smallest real job: a two-layer perceptron classifying points of three
-interleaved spirals, a generated task (no download), with softmax
-cross-entropy and SGD with momentum. Everything it uses is written by hand in
-minigrad: the tensors, the ops, their gradients.
+    python train.py                                  # the default: a Transformer learns to
+                                                     # normalize dates, on the CPU
+    python train.py --backend cupy                   # the same on a GPU
+    python train.py --model gru --attention bahdanau # an RNN encoder-decoder instead
+    python train.py --data fra.tsv --tokenizer bpe   # a real corpus (source TAB target)
+    python train.py --resume runs/dates              # continue an interrupted run
+    python train.py --evaluate runs/dates            # test-split metrics of a saved run
+    python train.py --translate "nov 21st, 2026" --run runs/dates
 
-    python train.py                      # CPU (NumPy)
-    python train.py --backend cupy       # GPU (CuPy)
+A run directory (``--out``) holds: model.safetensors (the best weights by validation
+exact match), checkpoint.safetensors (the latest weights, optimizer and trainer
+state, for --resume), config.json, history.csv, metrics.json, samples.txt,
+curves.png and attention_*.png. Every file is written atomically: killing the
+process at any moment leaves the previous files whole.
 
-It prints the loss and the accuracy on the training points and on held-out
-points (a second draw of the spirals) as it goes and writes, under --out,
-``metrics.json`` (the curve and the final accuracy) and ``model.npz`` (the
-weights, written atomically: an interrupted run never leaves a corrupt file).
+The loop, per step: forward with teacher forcing, masked cross-entropy (label
+smoothing optional), backward, gradient-norm clipping, optimizer step, learning-rate
+schedule. Validation after every epoch; the test split is evaluated once, at the end,
+with the best weights.
 """
 import argparse
-import json
+import csv
 import math
 import os
-import tempfile
+import sys
 import time
 
 import numpy as np
 
 import minigrad as mg
+from minigrad import optim
+from minigrad.data import (
+    BOS_ID, EOS_ID, PAD_ID, DataError, TASKS, batches, build_tokenizer, encode_pairs, load_tsv, make_task,
+    split_pairs, tokenizer_from_dict,
+)
+from minigrad.nn import functional as F
+from models.checkpoint import (
+    CheckpointError, atomic_write, load_checkpoint, load_json, load_weights, save_checkpoint, save_json,
+    save_weights,
+)
+from models.decoding import beam_search, greedy_decode
+from models.evaluation import evaluate, to_device
+from models.factory import MODEL_KINDS, build_model
+from models.seq2seq import ATTENTIONS
+
+CONFIG_KEYS = [  # what config.json keeps: enough to rebuild the data, tokenizers and model
+    "task", "data", "num_pairs", "normalize", "lowercase", "split_punctuation", "min_length",
+    "max_length", "valid_share", "test_share", "tokenizer", "bpe_merges", "model", "attention",
+    "bidirectional", "layers", "embed_dim", "hidden", "d_model", "heads", "ff", "dropout",
+    "pre_norm", "tie_embeddings", "teacher_forcing", "max_positions", "optimizer", "lr",
+    "weight_decay", "schedule", "warmup", "clip", "label_smoothing", "batch_size", "epochs",
+    "max_steps", "seed", "beam_size", "backend",
+]
 
 
-def make_spirals(n_per_class, n_classes, seed):
-    """Points on ``n_classes`` noisy spiral arms in the plane: X (N, 2), y (N,)."""
-    rng = np.random.default_rng(seed)
-    xs, ys = [], []
-    for c in range(n_classes):
-        r = np.linspace(0.05, 1.0, n_per_class)
-        theta = np.linspace(c * 2 * math.pi / n_classes, c * 2 * math.pi / n_classes + 4.0, n_per_class)
-        theta += rng.normal(scale=0.15, size=n_per_class)
-        xs.append(np.stack([r * np.sin(theta), r * np.cos(theta)], axis=1))
-        ys.append(np.full(n_per_class, c))
-    return np.concatenate(xs).astype(np.float32), np.concatenate(ys).astype(np.int64)
+# --------------------------------------------------------------------------- #
+# The command line
+# --------------------------------------------------------------------------- #
 
+def parse_args(argv=None):
+    p = argparse.ArgumentParser(
+        prog="train.py", description=__doc__.split("\n\n")[0],
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    g = p.add_argument_group("what to do (default: train a new run)")
+    g.add_argument("--resume", metavar="DIR", help="continue the run saved in DIR from its last checkpoint "
+                   "(its config is reused; --epochs and --max-steps may extend it)")
+    g.add_argument("--evaluate", metavar="DIR", help="print the test-split metrics of the run saved in DIR")
+    g.add_argument("--translate", metavar="TEXT", help="translate TEXT with the run given by --run")
+    g.add_argument("--run", metavar="DIR", help="the saved run --translate uses")
 
-class MLP:
-    """logits = relu(X W1 + b1) W2 + b2 with He-initialised weights."""
+    g = p.add_argument_group("data")
+    g.add_argument("--task", default="dates", choices=sorted(TASKS),
+                   help="a built-in generated task: " + "; ".join(f"{k}: {v}" for k, v in sorted(TASKS.items())))
+    g.add_argument("--data", metavar="FILE.tsv", help="a parallel corpus instead of --task: one pair per line, "
+                   "source TAB target (further columns ignored), UTF-8")
+    g.add_argument("--num-pairs", type=int, default=12000, help="pairs generated for a built-in task")
+    g.add_argument("--normalize", default="NFC", choices=["NFC", "NFKC", "NFD", "NFKD", "none"],
+                   help="Unicode normalization of --data text")
+    g.add_argument("--lowercase", action="store_true", help="lower-case --data text")
+    g.add_argument("--split-punctuation", action="store_true", help="put spaces around punctuation in --data")
+    g.add_argument("--min-length", type=int, default=1, help="drop --data pairs with fewer words on a side")
+    g.add_argument("--max-length", type=int, default=50, help="drop --data pairs with more words on a side")
+    g.add_argument("--valid-share", type=float, default=0.05, help="share of pairs held out for validation")
+    g.add_argument("--test-share", type=float, default=0.05, help="share of pairs held out for the test")
+    g.add_argument("--tokenizer", default="char", choices=["char", "word", "bpe"],
+                   help="how text becomes tokens (learned from the training split)")
+    g.add_argument("--bpe-merges", type=int, default=2000, help="merges a BPE tokenizer learns")
 
-    def __init__(self, n_in, n_hidden, n_out):
-        self.W1 = mg.Tensor(mg.randn(n_in, n_hidden).data * math.sqrt(2.0 / n_in), requires_grad=True)
-        self.b1 = mg.zeros((n_hidden,), requires_grad=True)
-        self.W2 = mg.Tensor(mg.randn(n_hidden, n_out).data * math.sqrt(2.0 / n_hidden), requires_grad=True)
-        self.b2 = mg.zeros((n_out,), requires_grad=True)
+    g = p.add_argument_group("model")
+    g.add_argument("--model", default="transformer", choices=MODEL_KINDS)
+    g.add_argument("--attention", default="bahdanau", choices=ATTENTIONS, help="RNN models: the attention")
+    g.add_argument("--bidirectional", action="store_true", help="RNN models: a bidirectional encoder")
+    g.add_argument("--layers", type=int, default=2, help="encoder and decoder layers")
+    g.add_argument("--embed-dim", type=int, default=64, help="RNN models: embedding width")
+    g.add_argument("--hidden", type=int, default=128, help="RNN models: hidden size")
+    g.add_argument("--d-model", type=int, default=128, help="Transformer: model width")
+    g.add_argument("--heads", type=int, default=4, help="Transformer: attention heads")
+    g.add_argument("--ff", type=int, default=256, help="Transformer: feed-forward width")
+    g.add_argument("--pre-norm", action="store_true", help="Transformer: LayerNorm before each sub-layer")
+    g.add_argument("--tie-embeddings", action="store_true", help="Transformer: output layer shares the "
+                   "target embedding matrix")
+    g.add_argument("--max-positions", type=int, default=512, help="Transformer: longest sequence")
+    g.add_argument("--dropout", type=float, default=0.1)
+    g.add_argument("--teacher-forcing", type=float, default=1.0,
+                   help="RNN models: probability of reading the true previous token in training")
 
-    def parameters(self):
-        return {"W1": self.W1, "b1": self.b1, "W2": self.W2, "b2": self.b2}
+    g = p.add_argument_group("training")
+    g.add_argument("--optimizer", default="adam", choices=["adam", "adamw", "sgd"])
+    g.add_argument("--lr", type=float, default=2e-3, help="peak learning rate")
+    g.add_argument("--weight-decay", type=float, default=0.0)
+    g.add_argument("--schedule", default="cosine", choices=["cosine", "noam", "constant"],
+                   help="cosine: linear warm-up then cosine decay; noam: the Transformer paper's "
+                   "warm-up and 1/sqrt(step) decay (ignores --lr)")
+    g.add_argument("--warmup", type=int, default=100, help="warm-up steps")
+    g.add_argument("--clip", type=float, default=1.0, help="clip the gradient norm to this (0: off)")
+    g.add_argument("--label-smoothing", type=float, default=0.0)
+    g.add_argument("--batch-size", type=int, default=64)
+    g.add_argument("--epochs", type=int, default=4)
+    g.add_argument("--max-steps", type=int, default=0, help="stop after this many steps (0: no limit)")
+    g.add_argument("--seed", type=int, default=0)
+    g.add_argument("--beam-size", type=int, default=1, help="decoding for the test metrics (1: greedy)")
+    g.add_argument("--checkpoint-every", type=int, default=200, help="steps between checkpoints "
+                   "(also at the end of each epoch)")
 
-    def __call__(self, x):
-        h = mg.relu(x @ self.W1 + self.b1)          # (N, H)
-        return h @ self.W2 + self.b2                 # (N, C)
-
-
-def save_weights(params, path):
-    """Write the weights to ``path`` atomically: a temporary file, then a rename."""
-    directory = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(dir=directory, suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            np.savez(f, **{name: p.numpy() for name, p in params.items()})
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        os.unlink(tmp)
-        raise
+    g = p.add_argument_group("where and how")
+    g.add_argument("--backend", default="numpy", choices=["numpy", "cupy"])
+    g.add_argument("--out", default="runs/dates", help="the run directory")
+    g.add_argument("--no-progress", action="store_true", help="no progress bar")
+    g.add_argument("--no-plots", action="store_true", help="skip the PNG plots")
+    args = p.parse_args(argv)
+    if args.translate is not None and args.run is None:
+        p.error("--translate needs --run DIR, the saved run to translate with")
+    return args
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--backend", choices=["numpy", "cupy"], default="numpy")
-    parser.add_argument("--steps", type=int, default=2000, help="SGD steps (full batch)")
-    parser.add_argument("--hidden", type=int, default=64)
-    parser.add_argument("--lr", type=float, default=0.5)
-    parser.add_argument("--momentum", type=float, default=0.9)
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--out", default="runs/spirals", help="folder for metrics.json and model.npz")
-    args = parser.parse_args(argv)
-
+    """Run the command; a user's mistake ends in one clear line and exit status 2."""
+    args = parse_args(argv)
     try:
-        mg.set_backend(args.backend)
-    except mg.BackendError as error:
-        parser.exit(2, f"train.py: {error}\n")
-    mg.manual_seed(args.seed)
-    X_np, y_np = make_spirals(n_per_class=200, n_classes=3, seed=args.seed)
-    X_test_np, y_test_np = make_spirals(n_per_class=200, n_classes=3, seed=args.seed + 1)
-    X, y, X_test = mg.Tensor(X_np), mg.Tensor(y_np), mg.Tensor(X_test_np)
-    model = MLP(2, args.hidden, 3)
-    params = model.parameters()
-    velocity = {name: None for name in params}
+        if args.evaluate:
+            return evaluate_run(args.evaluate, args)
+        if args.translate is not None:
+            return translate(args.run, args.translate, args)
+        return train(args)
+    except (DataError, CheckpointError, mg.BackendError) as e:
+        print(f"train.py: error: {e}", file=sys.stderr)
+        raise SystemExit(2) from None
+    except KeyboardInterrupt:
+        out = args.resume or args.out
+        print(f"\ntrain.py: interrupted. The files in {out} are whole; continue from its last "
+              f"checkpoint with: python train.py --resume {out}", file=sys.stderr)
+        raise SystemExit(130) from None
 
-    curve, start = [], time.perf_counter()
-    for step in range(1, args.steps + 1):
-        loss = mg.cross_entropy(model(X), y)
-        for p in params.values():
-            p.grad = None
-        loss.backward()
-        with mg.no_grad():
-            for name, p in params.items():                      # v = mu v + g;  p -= lr v
-                v = velocity[name]
-                velocity[name] = p.grad if v is None else args.momentum * v + p.grad
-                p.data = p.data - args.lr * velocity[name]
-        if step % 200 == 0 or step == 1:
-            with mg.no_grad():
-                accuracy = float((model(X).numpy().argmax(axis=1) == y_np).mean())
-                test_accuracy = float((model(X_test).numpy().argmax(axis=1) == y_test_np).mean())
-            curve.append({"step": step, "loss": loss.item(), "accuracy": accuracy,
-                          "test_accuracy": test_accuracy})
-            print(f"step {step:5d}  loss {loss.item():.4f}  train accuracy {accuracy:.3f}  "
-                  f"held-out accuracy {test_accuracy:.3f}")
 
-    os.makedirs(args.out, exist_ok=True)
-    seconds = time.perf_counter() - start
-    metrics = {"task": "spirals-3", "backend": args.backend, "steps": args.steps,
-               "final_loss": curve[-1]["loss"], "final_accuracy": curve[-1]["accuracy"],
-               "final_test_accuracy": curve[-1]["test_accuracy"],
-               "seconds": round(seconds, 2), "curve": curve}
-    with open(os.path.join(args.out, "metrics.json"), "w") as f:
-        json.dump(metrics, f, indent=2)
-    save_weights(params, os.path.join(args.out, "model.npz"))
-    print(f"trained in {seconds:.1f} s: held-out accuracy {metrics['final_test_accuracy']:.3f}; "
-          f"wrote {args.out}/metrics.json and {args.out}/model.npz")
+# --------------------------------------------------------------------------- #
+# Data
+# --------------------------------------------------------------------------- #
+
+def load_pairs(config):
+    """All pairs of the task or corpus, split (train, valid, test) by the seed."""
+    if config["data"]:
+        pairs = load_tsv(config["data"], normalize=None if config["normalize"] == "none" else config["normalize"],
+                         lowercase=config["lowercase"], split_punctuation=config["split_punctuation"],
+                         min_length=config["min_length"], max_length=config["max_length"])
+    else:
+        pairs = make_task(config["task"], config["num_pairs"], seed=config["seed"])
+    return split_pairs(pairs, valid=config["valid_share"], test=config["test_share"], seed=config["seed"])
+
+
+def fit_tokenizers(config, train_pairs):
+    options = {"num_merges": config["bpe_merges"]} if config["tokenizer"] == "bpe" else {}
+    src = build_tokenizer(config["tokenizer"], [s for s, _ in train_pairs], **options)
+    tgt = build_tokenizer(config["tokenizer"], [t for _, t in train_pairs], **options)
+    return src, tgt
+
+
+# --------------------------------------------------------------------------- #
+# Training
+# --------------------------------------------------------------------------- #
+
+def make_optimizer(config, model, steps_total):
+    params = list(model.parameters())
+    if config["optimizer"] == "sgd":
+        opt = optim.SGD(params, lr=config["lr"], momentum=0.9, weight_decay=config["weight_decay"])
+    elif config["optimizer"] == "adamw":
+        opt = optim.AdamW(params, lr=config["lr"], betas=(0.9, 0.98), weight_decay=config["weight_decay"])
+    else:
+        opt = optim.Adam(params, lr=config["lr"], betas=(0.9, 0.98), weight_decay=config["weight_decay"])
+    if config["schedule"] == "noam":
+        width = config["d_model"] if config["model"] == "transformer" else config["hidden"]
+        schedule = optim.NoamSchedule(opt, width, warmup=config["warmup"])
+    elif config["schedule"] == "cosine":
+        schedule = optim.WarmupCosine(opt, warmup=min(config["warmup"], steps_total - 1), total=steps_total)
+    else:
+        schedule = None
+    return opt, schedule
+
+
+def step_seed(seed, step):
+    """The random stream of one training step (dropout, teacher forcing): a function of
+    the seed and the step alone, so a resumed run draws what an uninterrupted one does."""
+    return (seed * 1_000_003 + step) % 2**63
+
+
+def train(args):
+    resume = args.resume
+    if resume:
+        config = load_json(os.path.join(resume, "config.json"))
+        for key in ("epochs", "max_steps"):                   # these may extend a run
+            if getattr(args, key) != parse_args([]).__dict__[key]:
+                config[key] = getattr(args, key)
+        out = resume
+    else:
+        config = {k: getattr(args, k) for k in CONFIG_KEYS}
+        out = args.out
+    backend = args.backend if not resume else config["backend"]
+    mg.set_backend(backend)                                   # BackendError says why, if it can't
+    os.makedirs(out, exist_ok=True)
+
+    train_pairs, valid_pairs, test_pairs = load_pairs(config)
+    if resume:
+        src_tok, tgt_tok = (tokenizer_from_dict(config[k]) for k in ("src_tokenizer", "tgt_tokenizer"))
+    else:
+        src_tok, tgt_tok = fit_tokenizers(config, train_pairs)
+        config["src_tokenizer"], config["tgt_tokenizer"] = src_tok.to_dict(), tgt_tok.to_dict()
+        config["sizes"] = {"train": len(train_pairs), "valid": len(valid_pairs), "test": len(test_pairs)}
+        save_json(config, os.path.join(out, "config.json"))
+    train_ids = encode_pairs(train_pairs, src_tok, tgt_tok)
+    valid_batches = batches(encode_pairs(valid_pairs, src_tok, tgt_tok), config["batch_size"], shuffle=False)
+
+    mg.manual_seed(config["seed"])
+    model = build_model(config, src_tok.vocab_size, tgt_tok.vocab_size, pad_id=PAD_ID)
+    steps_per_epoch = len(batches(train_ids, config["batch_size"], seed=config["seed"], epoch=0))
+    steps_total = steps_per_epoch * config["epochs"]
+    if config["max_steps"]:
+        steps_total = min(steps_total, config["max_steps"])
+    opt, schedule = make_optimizer(config, model, max(steps_total, 2))
+    state = {"step": 0, "epoch": 0, "batch": 0, "best": -1.0, "history": [], "seconds": 0.0}
+    if resume:
+        state = restore(os.path.join(out, "checkpoint.safetensors"), model, opt, schedule)
+        print(f"resuming {out} at step {state['step']} (epoch {state['epoch'] + 1}, batch {state['batch']})")
+
+    V = tgt_tok.vocab_size
+    print(f"{config['model']} with {model.num_parameters():,} parameters on {backend}; "
+          f"{len(train_pairs):,} training pairs, {steps_per_epoch} steps per epoch")
+    progress = _progress_bar(args)
+    started = time.perf_counter() - state["seconds"]
+    last_save = state["step"]
+    stop = False
+    for epoch in range(state["epoch"], config["epochs"]):
+        model.train()
+        epoch_batches = batches(train_ids, config["batch_size"], seed=config["seed"], epoch=epoch)
+        bar = progress(total=len(epoch_batches), initial=state["batch"], desc=f"epoch {epoch + 1}/{config['epochs']}")
+        pending, window_start = [], time.perf_counter()      # steps whose loss is still on the device
+        for i in range(state["batch"], len(epoch_batches)):
+            mg.manual_seed(step_seed(config["seed"], state["step"]))
+            batch = epoch_batches[i]
+            src, lengths, tgt_in, tgt_out = to_device(batch, backend)
+            logits, _ = model(src, lengths, tgt_in)                            # (B, T, V)
+            loss = F.cross_entropy(logits.reshape(-1, V), tgt_out.reshape(-1), ignore_index=PAD_ID,
+                                   label_smoothing=config["label_smoothing"])
+            opt.zero_grad()
+            loss.backward()
+            if config["clip"]:
+                optim.clip_grad_norm_(model.parameters(), config["clip"])
+            opt.step()
+            state["step"] += 1
+            state["batch"] = i + 1
+            pending.append((state["step"], loss.data, batch.num_tokens, opt.param_groups[0]["lr"]))
+            if schedule is not None:
+                schedule.step()
+            bar.update(1)
+            # The losses are read from the device once per 10 steps, not at every step.
+            if state["step"] % 10 == 0 or i + 1 == len(epoch_batches):
+                log_window(state, pending, epoch, time.perf_counter() - window_start, bar)
+                pending, window_start = [], time.perf_counter()
+            if config["max_steps"] and state["step"] >= config["max_steps"]:
+                stop = True
+                break
+            if state["step"] - last_save >= args.checkpoint_every:
+                if pending:
+                    log_window(state, pending, epoch, time.perf_counter() - window_start, bar)
+                    pending, window_start = [], time.perf_counter()
+                state["seconds"] = time.perf_counter() - started
+                save_checkpoint(os.path.join(out, "checkpoint.safetensors"), model.state_dict(),
+                                opt.state_dict(), _trainer_state(state, schedule))
+                last_save = state["step"]
+        if pending:
+            log_window(state, pending, epoch, time.perf_counter() - window_start, bar)
+        bar.close()
+        if not stop:
+            state["epoch"], state["batch"] = epoch + 1, 0
+        validate(model, valid_batches, valid_pairs, tgt_tok, backend, state, out, epoch)
+        state["seconds"] = time.perf_counter() - started
+        save_checkpoint(os.path.join(out, "checkpoint.safetensors"), model.state_dict(),
+                        opt.state_dict(), _trainer_state(state, schedule))
+        last_save = state["step"]
+        write_history(state["history"], os.path.join(out, "history.csv"))
+        if stop:
+            break
+    return finish(model, config, args, out, test_pairs, src_tok, tgt_tok, backend, state)
+
+
+def log_window(state, pending, epoch, seconds, bar):
+    """One history row per step of the window, read from the device at once."""
+    losses = mg.backend.to_numpy(mg.backend.backend_of(pending[0][1]).xp.stack([p[1] for p in pending]))
+    tokens_per_s = sum(p[2] for p in pending) / max(seconds, 1e-9)
+    for (step, _, _, lr), loss in zip(pending, losses.tolist()):
+        state["history"].append({"step": step, "epoch": epoch + 1, "train_loss": loss, "lr": lr,
+                                 "tokens_per_s": tokens_per_s})
+    bar.set_postfix(loss=f"{losses.mean():.3f}", tok_s=f"{tokens_per_s:,.0f}")
+
+
+def validate(model, valid_batches, valid_pairs, tgt_tok, backend, state, out, epoch):
+    """Validation metrics into the history; the best weights (by exact match) saved."""
+    metrics, _ = evaluate(model, valid_batches, [t for _, t in valid_pairs], tgt_tok, backend)
+    model.train()
+    row = {"step": state["step"], "epoch": epoch + 1}
+    row.update({f"valid_{k}": v for k, v in metrics.items()})
+    state["history"].append(row)
+    print(f"  valid: loss {metrics['loss']:.4f}, token accuracy {metrics['token_accuracy']:.4f}, "
+          f"exact match {metrics['exact_match']:.4f}, BLEU {metrics['bleu']:.2f}")
+    score = metrics["exact_match"] + 1e-3 * metrics["token_accuracy"]       # ties: token accuracy
+    if score > state["best"]:
+        state["best"] = score
+        save_weights(model.state_dict(), os.path.join(out, "model.safetensors"))
+
+
+def restore(path, model, opt, schedule):
+    model_state, opt_state, trainer = load_checkpoint(path)
+    try:
+        model.load_state_dict(model_state)
+        opt.load_state_dict(opt_state)
+    except (KeyError, ValueError) as e:
+        raise CheckpointError(f"{path} does not match the model of this run's config.json: {e}") from None
+    if schedule is not None and trainer.get("schedule"):
+        schedule.load_state_dict(trainer["schedule"])
+    return {k: trainer[k] for k in ("step", "epoch", "batch", "best", "history", "seconds")}
+
+
+def _trainer_state(state, schedule):
+    return dict(state, schedule=schedule.state_dict() if schedule is not None else None)
+
+
+def write_history(history, path):
+    keys = []
+    for row in history:
+        keys.extend(k for k in row if k not in keys)
+
+    def write(tmp):
+        with open(tmp, "w", newline="") as f:
+            writer = csv.DictWriter(f, fieldnames=keys)
+            writer.writeheader()
+            writer.writerows(history)
+    atomic_write(path, write)
+
+
+# --------------------------------------------------------------------------- #
+# The end of a run: test metrics, samples, plots, summary
+# --------------------------------------------------------------------------- #
+
+def finish(model, config, args, out, test_pairs, src_tok, tgt_tok, backend, state):
+    model.load_state_dict(load_weights(os.path.join(out, "model.safetensors")))
+    test_batches = batches(encode_pairs(test_pairs, src_tok, tgt_tok), config["batch_size"], shuffle=False)
+    references = [t for _, t in test_pairs]
+    metrics, hypotheses = evaluate(model, test_batches, references, tgt_tok, backend, config["beam_size"])
+    metrics.update({"steps": state["step"], "train_seconds": round(state["seconds"], 1),
+                    "parameters": model.num_parameters(), "test_pairs": len(test_pairs)})
+    save_json(metrics, os.path.join(out, "metrics.json"))
+    write_samples(test_pairs, hypotheses, os.path.join(out, "samples.txt"))
+    if not args.no_plots:
+        from models.plots import plot_curves
+        plot_curves(state["history"], os.path.join(out, "curves.png"))
+        plot_attention_maps(model, test_pairs[:3], src_tok, tgt_tok, backend, out)
+    print_summary(metrics, out)
     return metrics
+
+
+def write_samples(pairs, hypotheses, path, limit=100):
+    lines = []
+    for (src, ref), hyp in list(zip(pairs, hypotheses))[:limit]:
+        mark = "" if hyp == ref else "   <- differs"
+        lines.append(f"source:     {src}\nreference:  {ref}\nhypothesis: {hyp}{mark}\n")
+
+    def write(tmp):
+        with open(tmp, "w", encoding="utf-8") as f:
+            f.write("\n".join(lines))
+    atomic_write(path, write)
+
+
+def plot_attention_maps(model, pairs, src_tok, tgt_tok, backend, out):
+    """attention_<i>.png for a few sentences: RNN models one map; the Transformer, the
+    heads of its last layer and head 0 of its first."""
+    from models.plots import plot_attention
+    is_transformer = hasattr(model, "keep_attention")
+    model.eval()
+    for i, (src_text, _) in enumerate(pairs):
+        ids = src_tok.encode(src_text)
+        src = mg.Tensor(mg.backend.backend_by_name(backend).from_numpy(np.array([ids], dtype=np.int64)))
+        if is_transformer:
+            model.keep_attention = True
+        out_hyp = greedy_decode(model, src, [len(ids)], BOS_ID, EOS_ID, max_len=2 * len(ids) + 10,
+                                keep_attention=True)
+        if is_transformer:
+            model.keep_attention = False
+        steps = out_hyp.attention[0] if out_hyp.attention else None
+        if not steps:
+            continue
+        out_tokens = tgt_tok.pieces(out_hyp.tokens[0]) + ["<eos>"]
+        steps = steps[:len(out_tokens)]
+        out_tokens = out_tokens[:len(steps)]
+        if is_transformer:
+            layers = len(steps[0])
+            heads = steps[0][0].shape[0]
+            chosen = [(layers - 1, h) for h in range(heads)] + ([(0, 0)] if layers > 1 else [])
+            maps = [np.stack([step[layer][head] for step in steps]) for layer, head in chosen]
+            titles = [f"layer {layer + 1}, head {head + 1}" for layer, head in chosen]
+        else:
+            maps, titles = [np.stack(steps)], [f"{model.attention_kind} attention"]
+        plot_attention(src_tok.pieces(ids), out_tokens, maps, titles, os.path.join(out, f"attention_{i}.png"))
+
+
+def print_summary(metrics, out):
+    rows = [("exact match", f"{metrics['exact_match']:.4f}"), ("BLEU", f"{metrics['bleu']:.2f}"),
+            ("token accuracy", f"{metrics['token_accuracy']:.4f}"), ("loss", f"{metrics['loss']:.4f}"),
+            ("perplexity", f"{metrics['perplexity']:.3f}"), ("steps", str(metrics.get("steps", ""))),
+            ("time", f"{metrics.get('train_seconds', 0):.0f} s"), ("run directory", out)]
+    width = max(len(k) for k, _ in rows)
+    print("\ntest split" + "\n" + "\n".join(f"  {k:<{width}}  {v}" for k, v in rows))
+
+
+def _progress_bar(args):
+    from tqdm import tqdm
+
+    def make(**kwargs):
+        return tqdm(disable=args.no_progress, leave=False, dynamic_ncols=True, **kwargs)
+    return make
+
+
+# --------------------------------------------------------------------------- #
+# Using a saved run
+# --------------------------------------------------------------------------- #
+
+def load_run(run_dir, backend):
+    config = load_json(os.path.join(run_dir, "config.json"))
+    mg.set_backend(backend)
+    src_tok, tgt_tok = (tokenizer_from_dict(config[k]) for k in ("src_tokenizer", "tgt_tokenizer"))
+    model = build_model(config, src_tok.vocab_size, tgt_tok.vocab_size, pad_id=PAD_ID)
+    try:
+        model.load_state_dict(load_weights(os.path.join(run_dir, "model.safetensors")))
+    except (KeyError, ValueError) as e:
+        raise CheckpointError(f"{run_dir}/model.safetensors does not match its config.json: {e}") from None
+    return config, model.eval(), src_tok, tgt_tok
+
+
+def evaluate_run(run_dir, args):
+    config, model, src_tok, tgt_tok = load_run(run_dir, args.backend)
+    _, _, test_pairs = load_pairs(config)
+    test_batches = batches(encode_pairs(test_pairs, src_tok, tgt_tok), config["batch_size"], shuffle=False)
+    metrics, _ = evaluate(model, test_batches, [t for _, t in test_pairs], tgt_tok, args.backend,
+                          args.beam_size)
+    print_summary(metrics, run_dir)
+    return metrics
+
+
+def translate(run_dir, text, args):
+    config, model, src_tok, tgt_tok = load_run(run_dir, args.backend)
+    if config["data"] and config["lowercase"]:
+        text = text.lower()
+    ids = src_tok.encode(text)
+    if not ids:
+        raise DataError(f"the text {text!r} has no tokens the model knows")
+    src = mg.Tensor(mg.backend.backend_by_name(args.backend).from_numpy(np.array([ids], dtype=np.int64)))
+    limit = 2 * len(ids) + 10
+    if args.beam_size > 1:
+        out = beam_search(model, src, [len(ids)], BOS_ID, EOS_ID, beam_size=args.beam_size, max_len=limit, alpha=0.6)
+    else:
+        out = greedy_decode(model, src, [len(ids)], BOS_ID, EOS_ID, max_len=limit)
+    result = tgt_tok.decode(out.tokens[0])
+    print(result)
+    return result
 
 
 if __name__ == "__main__":

@@ -1,0 +1,72 @@
+"""Evaluation of a sequence-to-sequence model on a split.
+
+    loss            mean cross-entropy per target token (teacher forcing)
+    perplexity      exp(loss)
+    token_accuracy  share of target tokens whose teacher-forced argmax is right
+    exact_match     share of sentences whose decoded output equals the reference
+    bleu            corpus BLEU of the decoded outputs (Papineni et al., 2002), by
+                    sacrebleu with its standard 13a tokenization (Post, 2018)
+"""
+import math
+
+import sacrebleu
+
+import minigrad as mg
+from minigrad.data import EOS_ID, BOS_ID, PAD_ID
+from minigrad.nn import functional as F
+from models.decoding import beam_search, greedy_decode
+
+__all__ = ["teacher_forced_metrics", "decode_texts", "evaluate"]
+
+
+def to_device(batch, backend):
+    """The batch's NumPy arrays as Tensors on ``backend``."""
+    b = mg.backend.backend_by_name(backend)
+    return (mg.Tensor(b.from_numpy(batch.src)), batch.src_lengths.tolist(),
+            mg.Tensor(b.from_numpy(batch.tgt_in)), mg.Tensor(b.from_numpy(batch.tgt_out)))
+
+
+def teacher_forced_metrics(model, batches, backend):
+    """loss, perplexity and token accuracy, summed on the device, synchronized once."""
+    total_loss = total_correct = None
+    total_tokens = 0
+    with mg.no_grad():
+        for batch in batches:
+            src, lengths, tgt_in, tgt_out = to_device(batch, backend)
+            logits, _ = model(src, lengths, tgt_in)                            # (B, T, V)
+            V = logits.shape[-1]
+            loss = F.cross_entropy(logits.reshape(-1, V), tgt_out.reshape(-1), ignore_index=PAD_ID,
+                                   reduction="sum")
+            real = tgt_out.data != PAD_ID                                      # (B, T)
+            correct = ((logits.data.argmax(axis=-1) == tgt_out.data) & real).sum()
+            total_loss = loss.data if total_loss is None else total_loss + loss.data
+            total_correct = correct if total_correct is None else total_correct + correct
+            total_tokens += batch.num_tokens
+    loss = float(total_loss) / max(total_tokens, 1)
+    return {"loss": loss, "perplexity": math.exp(min(loss, 700.0)),
+            "token_accuracy": float(total_correct) / max(total_tokens, 1)}
+
+
+def decode_texts(model, batches, tgt_tokenizer, backend, beam_size=1, max_len=None, alpha=0.6):
+    """Decoded strings for every example, in batch order."""
+    texts = []
+    for batch in batches:
+        src, lengths, _, _ = to_device(batch, backend)
+        limit = max_len or int(batch.tgt_lengths.max()) * 2 + 10
+        if beam_size > 1:
+            out = beam_search(model, src, lengths, BOS_ID, EOS_ID, beam_size=beam_size, max_len=limit,
+                              alpha=alpha)
+        else:
+            out = greedy_decode(model, src, lengths, BOS_ID, EOS_ID, max_len=limit)
+        texts.extend(tgt_tokenizer.decode(tokens) for tokens in out.tokens)
+    return texts
+
+
+def evaluate(model, batches, references, tgt_tokenizer, backend, beam_size=1):
+    """Every metric of the module docstring, and the hypotheses (for samples.txt)."""
+    model.eval()
+    metrics = teacher_forced_metrics(model, batches, backend)
+    hypotheses = decode_texts(model, batches, tgt_tokenizer, backend, beam_size)
+    metrics["exact_match"] = sum(h == r for h, r in zip(hypotheses, references)) / max(len(references), 1)
+    metrics["bleu"] = sacrebleu.corpus_bleu(hypotheses, [references]).score
+    return metrics, hypotheses

@@ -1,0 +1,60 @@
+"""Plots of a run, as PNG files (matplotlib, no screen needed).
+
+    curves.png      training and validation loss, and validation metrics, against steps
+    attention_<i>.png
+                    for a few test sentences: the attention weights, source tokens
+                    (columns) against output tokens (rows). RNN models have one map per
+                    sentence; the Transformer one per chosen (layer, head) of its
+                    encoder-decoder attention.
+"""
+import matplotlib
+
+matplotlib.use("Agg")                          # files only: no display needed
+import matplotlib.pyplot as plt                # noqa: E402
+import numpy as np                             # noqa: E402
+
+__all__ = ["plot_curves", "plot_attention"]
+
+
+def plot_curves(history, path):
+    """history: list of dicts with "step", "train_loss" and, on validation rows,
+    "valid_loss", "valid_token_accuracy", "valid_exact_match"."""
+    fig, (ax_loss, ax_metric) = plt.subplots(1, 2, figsize=(11, 4))
+    train = [(h["step"], h["train_loss"]) for h in history if h.get("train_loss") is not None]
+    valid = [h for h in history if h.get("valid_loss") is not None]
+    if train:
+        ax_loss.plot(*zip(*train), label="train", alpha=0.8)
+    if valid:
+        ax_loss.plot([h["step"] for h in valid], [h["valid_loss"] for h in valid], "o-", label="valid")
+        for key, label in (("valid_token_accuracy", "token accuracy"), ("valid_exact_match", "exact match")):
+            ax_metric.plot([h["step"] for h in valid], [h[key] for h in valid], "o-", label=label)
+    ax_loss.set(xlabel="step", ylabel="cross-entropy per token", title="loss", yscale="log")
+    ax_metric.set(xlabel="step", ylabel="validation", title="metrics", ylim=(0, 1.02))
+    for ax in (ax_loss, ax_metric):
+        ax.grid(alpha=0.3)
+        ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def plot_attention(source_tokens, output_tokens, maps, titles, path):
+    """maps: a list of (len(output), len(source)) arrays, one panel each."""
+    n = len(maps)
+    cols = min(n, 4)
+    rows = (n + cols - 1) // cols
+    width = max(3.0, 0.32 * len(source_tokens) + 1.5)
+    height = max(2.5, 0.32 * len(output_tokens) + 1.2)
+    fig, axes = plt.subplots(rows, cols, figsize=(width * cols, height * rows), squeeze=False)
+    for ax, weights, title in zip(axes.flat, maps, titles):
+        ax.imshow(np.asarray(weights), cmap="viridis", vmin=0.0, vmax=1.0, aspect="auto")
+        ax.set_xticks(range(len(source_tokens)), source_tokens, rotation=90, fontsize=8)
+        ax.set_yticks(range(len(output_tokens)), output_tokens, fontsize=8)
+        ax.set_xlabel("source")
+        ax.set_ylabel("output")
+        ax.set_title(title, fontsize=9)
+    for ax in list(axes.flat)[n:]:
+        ax.axis("off")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
