@@ -117,7 +117,7 @@ def parse_args(argv=None):
     g.add_argument("--clip", type=float, default=1.0, help="clip the gradient norm to this (0: off)")
     g.add_argument("--label-smoothing", type=float, default=0.0)
     g.add_argument("--batch-size", type=int, default=64)
-    g.add_argument("--epochs", type=int, default=4)
+    g.add_argument("--epochs", type=int, default=10)
     g.add_argument("--max-steps", type=int, default=0, help="stop after this many steps (0: no limit)")
     g.add_argument("--seed", type=int, default=0)
     g.add_argument("--beam-size", type=int, default=1, help="decoding for the test metrics (1: greedy)")

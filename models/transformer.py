@@ -10,9 +10,13 @@ The masks are built in one place, ``masks()``: the source padding (for the encod
 self-attention and the decoder's memory attention), and the target's causal mask
 plus its padding.
 
-Why scale the embeddings by sqrt(D): embeddings start at N(0, 1) per entry, the
-positional encoding at [-1, 1]; the paper multiplies the embeddings by sqrt(d_model)
-(§3.4), with its weights shared with the output layer whose scale is 1/sqrt(D).
+Why scale the embeddings by sqrt(D) (§3.4): the embedding entries start at
+N(0, 1/D), as in the reference implementations (tensor2tensor, fairseq), the scale an
+output layer sharing them needs; times sqrt(D) they are of unit size, like the
+positional encoding's entries in [-1, 1], so neither drowns the other. (With
+PyTorch's Embedding default, N(0, 1), times sqrt(D) the positions would be ~sqrt(D)
+times weaker than the tokens, and a model that must copy digits by position, as in
+the date task, learns slowly.)
 """
 import math
 
@@ -37,6 +41,9 @@ class TransformerSeq2Seq(nn.Module):
         self.d_model, self.pad_id = d_model, pad_id
         self.src_embed = nn.Embedding(src_vocab, d_model, padding_idx=pad_id)
         self.tgt_embed = nn.Embedding(tgt_vocab, d_model, padding_idx=pad_id)
+        for embedding in (self.src_embed, self.tgt_embed):         # N(0, 1/D): see the module docstring
+            nn.init.normal_(embedding.weight, std=d_model ** -0.5)
+            embedding.weight.data[pad_id] = 0
         self.positions = nn.PositionalEncoding(d_model, max_len=max_len, dropout=dropout)
         self.transformer = nn.Transformer(d_model, nhead, num_encoder_layers, num_decoder_layers,
                                           dim_feedforward, dropout, activation, norm_first=norm_first)
