@@ -493,6 +493,7 @@ REPR_CASES = [(GRU, dict(num_layers=2, bidirectional=True, batch_first=True)),
 
 
 @needs_torch
+@pytest.mark.filterwarnings("ignore:dropout option adds dropout:UserWarning")   # torch's, on 1 layer
 @pytest.mark.parametrize("cls, config", REPR_CASES, ids=[TORCH_CLASS[c] for c, _ in REPR_CASES])
 def test_repr_reads_as_torch(cls, config):
     assert repr(make(cls, "numpy", 3, 4, **config)) == repr(getattr(torch.nn, TORCH_CLASS[cls])(3, 4, **config))
