@@ -23,6 +23,10 @@ __all__ = ["CheckpointError", "atomic_write", "save_weights", "load_weights", "s
            "load_checkpoint", "save_json", "load_json"]
 
 
+_UMASK = os.umask(0)
+os.umask(_UMASK)
+
+
 class CheckpointError(RuntimeError):
     """A saved run that is missing, corrupt or does not match the model."""
 
@@ -35,6 +39,7 @@ def atomic_write(path, write):
     os.close(fd)
     try:
         write(tmp)
+        os.chmod(tmp, 0o666 & ~_UMASK)             # mkstemp's 0600 -> what open() would give
         os.replace(tmp, path)
     except BaseException:                      # Ctrl-C included: no temporary file left behind
         if os.path.exists(tmp):
