@@ -32,7 +32,8 @@ import numpy as np
 import minigrad as mg
 from minigrad import optim
 from minigrad.data import (
-    BOS_ID, EOS_ID, PAD_ID, DataError, TASKS, batches, build_tokenizer, encode_pairs, load_tsv, make_task,
+    BOS_ID, EOS_ID, PAD_ID, DataError, TASKS, batches, build_tokenizer, clean_text, encode_pairs, load_tsv,
+    make_task,
     split_pairs, tokenizer_from_dict,
 )
 from minigrad.nn import functional as F
@@ -467,8 +468,9 @@ def evaluate_run(run_dir, args):
 
 def translate(run_dir, text, args):
     config, model, src_tok, tgt_tok = load_run(run_dir, args.backend)
-    if config["data"] and config["lowercase"]:
-        text = text.lower()
+    if config["data"]:                        # the cleaning the training corpus had
+        text = clean_text(text, None if config["normalize"] == "none" else config["normalize"],
+                          config["lowercase"], config["split_punctuation"])
     ids = src_tok.encode(text)
     if not ids:
         raise DataError(f"the text {text!r} has no tokens the model knows")

@@ -165,3 +165,31 @@ def test_a_checkpoint_that_does_not_match_its_config(tmp_path, capsys):
 
 def test_resume_of_a_directory_that_is_not_a_run(tmp_path, capsys):
     fails_with(capsys, ["--resume", str(tmp_path), "--no-progress"], "config.json")
+
+
+def test_a_corpus_run_translates_with_the_corpus_cleaning(tmp_path, capsys, monkeypatch):
+    data = tmp_path / "pairs.tsv"
+    rows = [f"Hello, {w}!\tBonjour, {w} !\tCC-BY attribution" for w in ["anna", "bob", "carl", "dora", "eve",
+                                                                         "finn", "gus", "hana", "ivo", "jan"]]
+    data.write_text("\ufeff" + "\n".join(rows) + "\n", encoding="utf-8")
+    out = str(tmp_path / "r")
+    train.main(["--data", str(data), "--tokenizer", "word", "--lowercase", "--split-punctuation",
+                "--valid-share", "0.2", "--test-share", "0.2", "--model", "gru", "--embed-dim", "8",
+                "--hidden", "8", "--layers", "1", "--max-steps", "3", "--no-progress", "--no-plots",
+                "--out", out])
+    config = json.load(open(os.path.join(out, "config.json")))
+    assert "hello" in config["src_tokenizer"]["vocab"] and "," in config["src_tokenizer"]["vocab"]
+    _, _, src_tok, _ = train.load_run(out, "numpy")
+    seen = []
+    real_decode = train.greedy_decode
+
+    def spy(model, src, *args, **kwargs):
+        seen.append(src.numpy()[0].tolist())
+        return real_decode(model, src, *args, **kwargs)
+    monkeypatch.setattr(train, "greedy_decode", spy)
+    capsys.readouterr()
+    name = next(w for w in config["src_tokenizer"]["vocab"] if w not in ("hello", ",", "!") and w.isalpha())
+    result = train.main(["--translate", f"HELLO,{name.upper()}!", "--run", out])
+    # "HELLO,NAME!" reaches the model as "hello , name !": four known words, no <unk>
+    assert seen == [src_tok.encode(f"hello , {name} !")] and 3 not in seen[0] and len(seen[0]) == 4
+    assert capsys.readouterr().out == result + "\n"
