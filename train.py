@@ -42,7 +42,7 @@ from models.checkpoint import (
     save_weights,
 )
 from models.decoding import beam_search, greedy_decode
-from models.evaluation import evaluate, to_device
+from models.evaluation import decode_limit as _decode_limit, evaluate, to_device
 from models.factory import MODEL_KINDS, build_model
 from models.seq2seq import ATTENTIONS
 
@@ -50,9 +50,9 @@ CONFIG_KEYS = [  # what config.json keeps: enough to rebuild the data, tokenizer
     "task", "data", "num_pairs", "normalize", "lowercase", "split_punctuation", "min_length",
     "max_length", "valid_share", "test_share", "tokenizer", "bpe_merges", "model", "attention",
     "bidirectional", "layers", "embed_dim", "hidden", "d_model", "heads", "ff", "dropout",
-    "pre_norm", "tie_embeddings", "teacher_forcing", "max_positions", "optimizer", "lr",
+    "pre_norm", "tie_embeddings", "teacher_forcing", "no_input_feeding", "max_positions", "optimizer", "lr",
     "weight_decay", "schedule", "warmup", "clip", "label_smoothing", "batch_size", "epochs",
-    "max_steps", "seed", "beam_size", "backend",
+    "max_steps", "seed", "beam_size", "length_penalty", "backend",
 ]
 
 
@@ -66,7 +66,8 @@ def parse_args(argv=None):
         formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     g = p.add_argument_group("what to do (default: train a new run)")
     g.add_argument("--resume", metavar="DIR", help="continue the run saved in DIR from its last checkpoint "
-                   "(its config is reused; --epochs and --max-steps may extend it)")
+                   "(its config is reused; --epochs and --max-steps may extend it, which stretches "
+                   "the cosine schedule from there; --backend may move it)")
     g.add_argument("--evaluate", metavar="DIR", help="print the test-split metrics of the run saved in DIR")
     g.add_argument("--translate", metavar="TEXT", help="translate TEXT with the run given by --run")
     g.add_argument("--run", metavar="DIR", help="the saved run --translate uses")
@@ -106,6 +107,8 @@ def parse_args(argv=None):
     g.add_argument("--dropout", type=float, default=0.1)
     g.add_argument("--teacher-forcing", type=float, default=1.0,
                    help="RNN models: probability of reading the true previous token in training")
+    g.add_argument("--no-input-feeding", action="store_true",
+                   help="Luong attention: do not feed the attentional state into the next step")
 
     g = p.add_argument_group("training")
     g.add_argument("--optimizer", default="adam", choices=["adam", "adamw", "sgd"])
@@ -122,6 +125,8 @@ def parse_args(argv=None):
     g.add_argument("--max-steps", type=int, default=0, help="stop after this many steps (0: no limit)")
     g.add_argument("--seed", type=int, default=0)
     g.add_argument("--beam-size", type=int, default=1, help="decoding for the test metrics (1: greedy)")
+    g.add_argument("--length-penalty", type=float, default=0.6, help="beam search: alpha of Wu et al.'s "
+                   "lp(Y) = ((5 + |Y|) / 6)^alpha (0: rank by log-probability alone)")
     g.add_argument("--checkpoint-every", type=int, default=200, help="steps between checkpoints "
                    "(also at the end of each epoch)")
 
@@ -133,7 +138,34 @@ def parse_args(argv=None):
     args = p.parse_args(argv)
     if args.translate is not None and args.run is None:
         p.error("--translate needs --run DIR, the saved run to translate with")
+    check_args(args, p.error)
     return args
+
+
+def check_args(args, error):
+    """Every flag value a model or the loop would refuse, refused here with its name."""
+    positive = ["num_pairs", "layers", "embed_dim", "hidden", "d_model", "heads", "ff", "max_positions",
+                "batch_size", "epochs", "beam_size", "checkpoint_every", "bpe_merges"]
+    for name in positive:
+        if getattr(args, name) < 1:
+            error(f"--{name.replace('_', '-')} must be at least 1, got {getattr(args, name)}")
+    if args.d_model % args.heads:
+        error(f"--d-model ({args.d_model}) must be divisible by --heads ({args.heads})")
+    for name, low, high in [("dropout", 0.0, 1.0), ("label_smoothing", 0.0, 1.0),
+                            ("valid_share", 0.0, 1.0), ("test_share", 0.0, 1.0)]:
+        value = getattr(args, name)
+        if not low <= value < high or (name.endswith("share") and value == 0.0):
+            error(f"--{name.replace('_', '-')} must be in {'(' if name.endswith('share') else '['}"
+                  f"{low}, {high}), got {value}")
+    if not 0.0 <= args.teacher_forcing <= 1.0:
+        error(f"--teacher-forcing must be in [0, 1], got {args.teacher_forcing}")
+    if args.lr <= 0 or args.warmup < 0 or args.clip < 0 or args.weight_decay < 0 or args.max_steps < 0:
+        error("--lr must be > 0 and --warmup, --clip, --weight-decay, --max-steps >= 0")
+    if args.length_penalty < 0:
+        error(f"--length-penalty must be >= 0, got {args.length_penalty}")
+    if args.model != "transformer" and args.bidirectional and args.attention == "luong-dot":
+        error("--attention luong-dot needs decoder and encoder states of one width, but a "
+              "--bidirectional encoder's are twice as wide: use luong-general or luong-concat")
 
 
 def main(argv=None):
@@ -205,20 +237,24 @@ def step_seed(seed, step):
     return (seed * 1_000_003 + step) % 2**63
 
 
+RUN_FILES = ["model.safetensors", "checkpoint.safetensors", "config.json", "history.csv", "metrics.json",
+             "samples.txt", "curves.png"]
+
+
 def train(args):
     resume = args.resume
     if resume:
         config = load_json(os.path.join(resume, "config.json"))
-        for key in ("epochs", "max_steps"):                   # these may extend a run
-            if getattr(args, key) != parse_args([]).__dict__[key]:
+        defaults = parse_args([])
+        for key in ("epochs", "max_steps", "backend"):           # these may change on resume
+            if getattr(args, key) != getattr(defaults, key):
                 config[key] = getattr(args, key)
         out = resume
     else:
         config = {k: getattr(args, k) for k in CONFIG_KEYS}
         out = args.out
-    backend = args.backend if not resume else config["backend"]
+    backend = config["backend"]
     mg.set_backend(backend)                                   # BackendError says why, if it can't
-    os.makedirs(out, exist_ok=True)
 
     train_pairs, valid_pairs, test_pairs = load_pairs(config)
     if resume:
@@ -227,8 +263,8 @@ def train(args):
         src_tok, tgt_tok = fit_tokenizers(config, train_pairs)
         config["src_tokenizer"], config["tgt_tokenizer"] = src_tok.to_dict(), tgt_tok.to_dict()
         config["sizes"] = {"train": len(train_pairs), "valid": len(valid_pairs), "test": len(test_pairs)}
-        save_json(config, os.path.join(out, "config.json"))
     train_ids = encode_pairs(train_pairs, src_tok, tgt_tok)
+    check_lengths(config, train_ids)
     valid_batches = batches(encode_pairs(valid_pairs, src_tok, tgt_tok), config["batch_size"], shuffle=False)
 
     mg.manual_seed(config["seed"])
@@ -242,6 +278,13 @@ def train(args):
     if resume:
         state = restore(os.path.join(out, "checkpoint.safetensors"), model, opt, schedule)
         print(f"resuming {out} at step {state['step']} (epoch {state['epoch'] + 1}, batch {state['batch']})")
+    else:
+        # A new run in a directory that held one: its files go first, so the two never mix.
+        os.makedirs(out, exist_ok=True)
+        for name in RUN_FILES + [f for f in os.listdir(out) if f.startswith("attention_") and f.endswith(".png")]:
+            if os.path.exists(os.path.join(out, name)):
+                os.remove(os.path.join(out, name))
+        save_json(config, os.path.join(out, "config.json"))
 
     V = tgt_tok.vocab_size
     print(f"{config['model']} with {model.num_parameters():,} parameters on {backend}; "
@@ -249,13 +292,20 @@ def train(args):
     progress = _progress_bar(args)
     started = time.perf_counter() - state["seconds"]
     last_save = state["step"]
-    stop = False
+
+    def reached_max_steps():
+        return bool(config["max_steps"]) and state["step"] >= config["max_steps"]
+
     for epoch in range(state["epoch"], config["epochs"]):
+        if reached_max_steps():          # a resumed run that had already finished its steps
+            break
         model.train()
         epoch_batches = batches(train_ids, config["batch_size"], seed=config["seed"], epoch=epoch)
         bar = progress(total=len(epoch_batches), initial=state["batch"], desc=f"epoch {epoch + 1}/{config['epochs']}")
         pending, window_start = [], time.perf_counter()      # steps whose loss is still on the device
         for i in range(state["batch"], len(epoch_batches)):
+            if reached_max_steps():
+                break
             mg.manual_seed(step_seed(config["seed"], state["step"]))
             batch = epoch_batches[i]
             src, lengths, tgt_in, tgt_out = to_device(batch, backend)
@@ -277,9 +327,6 @@ def train(args):
             if state["step"] % 10 == 0 or i + 1 == len(epoch_batches):
                 log_window(state, pending, epoch, time.perf_counter() - window_start, bar)
                 pending, window_start = [], time.perf_counter()
-            if config["max_steps"] and state["step"] >= config["max_steps"]:
-                stop = True
-                break
             if state["step"] - last_save >= args.checkpoint_every:
                 if pending:
                     log_window(state, pending, epoch, time.perf_counter() - window_start, bar)
@@ -291,17 +338,37 @@ def train(args):
         if pending:
             log_window(state, pending, epoch, time.perf_counter() - window_start, bar)
         bar.close()
-        if not stop:
+        if state["batch"] == len(epoch_batches):                 # the epoch is complete
             state["epoch"], state["batch"] = epoch + 1, 0
-        validate(model, valid_batches, valid_pairs, tgt_tok, backend, state, out, epoch)
+        validate(model, valid_batches, valid_pairs, tgt_tok, backend, state, out, epoch, config)
         state["seconds"] = time.perf_counter() - started
         save_checkpoint(os.path.join(out, "checkpoint.safetensors"), model.state_dict(),
                         opt.state_dict(), _trainer_state(state, schedule))
         last_save = state["step"]
         write_history(state["history"], os.path.join(out, "history.csv"))
-        if stop:
+        if reached_max_steps():
             break
     return finish(model, config, args, out, test_pairs, src_tok, tgt_tok, backend, state)
+
+
+def max_positions(config):
+    """The Transformer's position table bounds its sequences; RNNs have no bound."""
+    return config["max_positions"] if config["model"] == "transformer" else None
+
+
+def decode_limit(config, source_length):
+    return _decode_limit(source_length, max_positions(config))
+
+
+def check_lengths(config, encoded_pairs):
+    """Every training sequence must fit the Transformer's position table."""
+    limit = max_positions(config)
+    if limit is None or not encoded_pairs:
+        return
+    longest = max(max(len(s), len(t) + 1) for s, t in encoded_pairs)     # + <bos> or <eos>
+    if longest > limit:
+        raise DataError(f"a training sequence has {longest} tokens, more than --max-positions {limit}: "
+                        "raise --max-positions, lower --max-length, or use a coarser --tokenizer")
 
 
 def log_window(state, pending, epoch, seconds, bar):
@@ -314,9 +381,10 @@ def log_window(state, pending, epoch, seconds, bar):
     bar.set_postfix(loss=f"{losses.mean():.3f}", tok_s=f"{tokens_per_s:,.0f}")
 
 
-def validate(model, valid_batches, valid_pairs, tgt_tok, backend, state, out, epoch):
+def validate(model, valid_batches, valid_pairs, tgt_tok, backend, state, out, epoch, config):
     """Validation metrics into the history; the best weights (by exact match) saved."""
-    metrics, _ = evaluate(model, valid_batches, [t for _, t in valid_pairs], tgt_tok, backend)
+    metrics, _ = evaluate(model, valid_batches, [t for _, t in valid_pairs], tgt_tok, backend,
+                          max_positions=max_positions(config))
     model.train()
     row = {"step": state["step"], "epoch": epoch + 1}
     row.update({f"valid_{k}": v for k, v in metrics.items()})
@@ -336,9 +404,12 @@ def restore(path, model, opt, schedule):
         opt.load_state_dict(opt_state)
     except (KeyError, ValueError) as e:
         raise CheckpointError(f"{path} does not match the model of this run's config.json: {e}") from None
-    if schedule is not None and trainer.get("schedule"):
-        schedule.load_state_dict(trainer["schedule"])
-    return {k: trainer[k] for k in ("step", "epoch", "batch", "best", "history", "seconds")}
+    try:
+        if schedule is not None and trainer.get("schedule"):
+            schedule.load_state_dict(trainer["schedule"])
+        return {k: trainer[k] for k in ("step", "epoch", "batch", "best", "history", "seconds")}
+    except KeyError as e:
+        raise CheckpointError(f"{path} lacks the trainer state {e}; it was not written by this train.py") from None
 
 
 def _trainer_state(state, schedule):
@@ -366,7 +437,8 @@ def finish(model, config, args, out, test_pairs, src_tok, tgt_tok, backend, stat
     model.load_state_dict(load_weights(os.path.join(out, "model.safetensors")))
     test_batches = batches(encode_pairs(test_pairs, src_tok, tgt_tok), config["batch_size"], shuffle=False)
     references = [t for _, t in test_pairs]
-    metrics, hypotheses = evaluate(model, test_batches, references, tgt_tok, backend, config["beam_size"])
+    metrics, hypotheses = evaluate(model, test_batches, references, tgt_tok, backend, config["beam_size"],
+                                   config["length_penalty"], max_positions(config))
     metrics.update({"steps": state["step"], "train_seconds": round(state["seconds"], 1),
                     "parameters": model.num_parameters(), "test_pairs": len(test_pairs)})
     save_json(metrics, os.path.join(out, "metrics.json"))
@@ -374,7 +446,7 @@ def finish(model, config, args, out, test_pairs, src_tok, tgt_tok, backend, stat
     if not args.no_plots:
         from models.plots import plot_curves
         plot_curves(state["history"], os.path.join(out, "curves.png"))
-        plot_attention_maps(model, test_pairs[:3], src_tok, tgt_tok, backend, out)
+        plot_attention_maps(model, config, test_pairs[:3], src_tok, tgt_tok, backend, out)
     print_summary(metrics, out)
     return metrics
 
@@ -391,7 +463,7 @@ def write_samples(pairs, hypotheses, path, limit=100):
     atomic_write(path, write)
 
 
-def plot_attention_maps(model, pairs, src_tok, tgt_tok, backend, out):
+def plot_attention_maps(model, config, pairs, src_tok, tgt_tok, backend, out):
     """attention_<i>.png for a few sentences: RNN models one map; the Transformer, the
     heads of its last layer and head 0 of its first."""
     from models.plots import plot_attention
@@ -400,12 +472,8 @@ def plot_attention_maps(model, pairs, src_tok, tgt_tok, backend, out):
     for i, (src_text, _) in enumerate(pairs):
         ids = src_tok.encode(src_text)
         src = mg.Tensor(mg.backend.backend_by_name(backend).from_numpy(np.array([ids], dtype=np.int64)))
-        if is_transformer:
-            model.keep_attention = True
-        out_hyp = greedy_decode(model, src, [len(ids)], BOS_ID, EOS_ID, max_len=2 * len(ids) + 10,
+        out_hyp = greedy_decode(model, src, [len(ids)], BOS_ID, EOS_ID, max_len=decode_limit(config, len(ids)),
                                 keep_attention=True)
-        if is_transformer:
-            model.keep_attention = False
         steps = out_hyp.attention[0] if out_hyp.attention else None
         if not steps:
             continue
@@ -447,8 +515,11 @@ def _progress_bar(args):
 def load_run(run_dir, backend):
     config = load_json(os.path.join(run_dir, "config.json"))
     mg.set_backend(backend)
-    src_tok, tgt_tok = (tokenizer_from_dict(config[k]) for k in ("src_tokenizer", "tgt_tokenizer"))
-    model = build_model(config, src_tok.vocab_size, tgt_tok.vocab_size, pad_id=PAD_ID)
+    try:
+        src_tok, tgt_tok = (tokenizer_from_dict(config[k]) for k in ("src_tokenizer", "tgt_tokenizer"))
+        model = build_model(config, src_tok.vocab_size, tgt_tok.vocab_size, pad_id=PAD_ID)
+    except KeyError as e:
+        raise CheckpointError(f"{run_dir}/config.json lacks {e}; it was not written by this train.py") from None
     try:
         model.load_state_dict(load_weights(os.path.join(run_dir, "model.safetensors")))
     except (KeyError, ValueError) as e:
@@ -461,7 +532,7 @@ def evaluate_run(run_dir, args):
     _, _, test_pairs = load_pairs(config)
     test_batches = batches(encode_pairs(test_pairs, src_tok, tgt_tok), config["batch_size"], shuffle=False)
     metrics, _ = evaluate(model, test_batches, [t for _, t in test_pairs], tgt_tok, args.backend,
-                          args.beam_size)
+                          args.beam_size, args.length_penalty, max_positions(config))
     print_summary(metrics, run_dir)
     return metrics
 
@@ -475,9 +546,10 @@ def translate(run_dir, text, args):
     if not ids:
         raise DataError(f"the text {text!r} has no tokens the model knows")
     src = mg.Tensor(mg.backend.backend_by_name(args.backend).from_numpy(np.array([ids], dtype=np.int64)))
-    limit = 2 * len(ids) + 10
+    limit = decode_limit(config, len(ids))
     if args.beam_size > 1:
-        out = beam_search(model, src, [len(ids)], BOS_ID, EOS_ID, beam_size=args.beam_size, max_len=limit, alpha=0.6)
+        out = beam_search(model, src, [len(ids)], BOS_ID, EOS_ID, beam_size=args.beam_size, max_len=limit,
+                          alpha=args.length_penalty)
     else:
         out = greedy_decode(model, src, [len(ids)], BOS_ID, EOS_ID, max_len=limit)
     result = tgt_tok.decode(out.tokens[0])

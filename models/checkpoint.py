@@ -40,11 +40,26 @@ def atomic_write(path, write):
     try:
         write(tmp)
         os.chmod(tmp, 0o666 & ~_UMASK)             # mkstemp's 0600 -> what open() would give
+        _fsync(tmp)                                # on disk before the rename, not only in the cache
         os.replace(tmp, path)
+        _fsync(directory)                          # the rename itself, too
     except BaseException:                      # Ctrl-C included: no temporary file left behind
         if os.path.exists(tmp):
             os.remove(tmp)
         raise
+
+
+def _fsync(path):
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:                                # a directory on Windows cannot be opened
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
 
 
 def save_json(obj, path):

@@ -8,14 +8,13 @@ stopped?" on the host: one small synchronization per generated token.
 Beam search (Sutskever et al., 2014; with the length penalty of Wu et al., 2016,
 "Google's Neural Machine Translation System", arXiv:1609.08144, §7):
 
-    keep the K best prefixes by log P(y_1..t | x); at each step extend each by every
-    token, keep the K best of the K * V candidates; a finished hypothesis is carried
-    along unchanged (its only extension is a no-op of log-probability 0).
-    At the end choose, per source, the hypothesis with the best
+    keep the K best unfinished prefixes by log P(y_1..t | x); a hypothesis that ends
+    in <eos> leaves the beam and competes, per source, by
         log P(Y | x) / lp(Y),     lp(Y) = ((5 + |Y|) / 6)^alpha
     alpha = 0 ranks by log-probability alone; alpha > 0 favours longer outputs, which
     raw log-probability (a sum of negative terms) would otherwise penalize.
 """
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 from minigrad import backend as _backend
@@ -46,8 +45,11 @@ def length_penalty(length, alpha):
 
 
 def greedy_decode(model, src, src_lengths, bos_id, eos_id, max_len=50, keep_attention=False):
-    """The most probable token at each step, fed back as the next input."""
-    with no_grad():
+    """The most probable token at each step, fed back as the next input.
+
+    ``keep_attention``: also return each step's attention weights (a model that keeps
+    them only on request, the Transformer, is asked to for this call)."""
+    with no_grad(), _keeping_attention(model, keep_attention):
         xp = _backend.backend_of(src.data).xp
         B = src.shape[0]
         encoded = model.encode(src, src_lengths)
@@ -80,8 +82,19 @@ def greedy_decode(model, src, src_lengths, bos_id, eos_id, max_len=50, keep_atte
 
 
 def beam_search(model, src, src_lengths, bos_id, eos_id, beam_size=4, max_len=50, alpha=0.0):
-    """The ``beam_size`` best prefixes kept at each step; per source, the best finished
-    hypothesis under log P / lp(alpha). Beam size 1 is greedy search."""
+    """The ``beam_size`` best live prefixes kept at each step; per source, the best
+    finished hypothesis under log P / lp(alpha). Beam size 1 with alpha 0 is greedy search.
+
+    Each step (as fairseq and GNMT do):
+      1. extend each live prefix by every token: K * V candidates, scored log P;
+      2. take the 2K best; those that end in <eos> among the first K are finished:
+         their normalized score log P / lp(|Y|) competes for the source's best;
+      3. the K best that do not end in <eos> are the next live prefixes;
+      4. stop when no live prefix can still beat the best finished hypothesis: log P
+         only falls as a prefix grows, and lp(|Y|) grows at most to lp(max_len).
+    A prefix still live after ``max_len`` steps competes as it is.
+    Returns the chosen hypotheses and their log P (not normalized).
+    """
     with no_grad():
         xp = _backend.backend_of(src.data).xp
         B, K = src.shape[0], beam_size
@@ -92,43 +105,74 @@ def beam_search(model, src, src_lengths, bos_id, eos_id, beam_size=4, max_len=50
         tokens = Tensor(xp.full((B * K,), bos_id, dtype="int64"))              # (B*K,)
         # Only the first beam is live at the start, so the K beams do not all
         # begin as copies of one prefix.
-        scores = xp.full((B, K), float("-inf"), dtype="float64")               # (B, K)
+        scores = xp.full((B, K), float("-inf"), dtype="float64")               # (B, K) live log P
         scores[:, 0] = 0.0
-        finished = xp.zeros((B, K), dtype=bool)                                # (B, K)
-        lengths = xp.zeros((B, K), dtype="int64")                              # (B, K)
         history = xp.zeros((B, K, 0), dtype="int64")                           # (B, K, t)
-        for _ in range(max_len):
+        best = xp.full((B,), float("-inf"), dtype="float64")                   # (B,) normalized
+        best_raw = xp.full((B,), float("-inf"), dtype="float64")               # (B,) its log P
+        best_tokens = xp.zeros((B, max_len), dtype="int64")                    # (B, max_len)
+        best_length = xp.zeros((B,), dtype="int64")                            # (B,)
+        first_k = xp.arange(2 * K)[None, :] < K                                # (1, 2K)
+        for t in range(max_len):
             logits, state, _ = model.step(encoded, state, tokens)             # (B*K, V)
             logp = log_softmax(logits, axis=-1).data.astype("float64")         # (B*K, V)
             V = logp.shape[-1]
-            logp = logp.reshape(B, K, V)                                       # (B, K, V)
-            # A finished hypothesis has one extension, eos again, at no cost.
-            logp = xp.where(finished[:, :, None], float("-inf"), logp)
-            logp[..., eos_id] = xp.where(finished, 0.0, logp[..., eos_id])
-            candidates = (scores[:, :, None] + logp).reshape(B, K * V)         # (B, K*V)
-            # The K best candidates, best first (a stable sort: ties keep the lower index).
-            best = xp.argsort(-candidates, axis=-1, kind="stable")[:, :K]      # (B, K)
-            parent, token = best // V, best % V                                # (B, K) each
-            scores = xp.take_along_axis(candidates, best, axis=-1)             # (B, K)
-            was_finished = xp.take_along_axis(finished, parent, axis=-1)       # (B, K)
-            lengths = xp.take_along_axis(lengths, parent, axis=-1) + (~was_finished)
-            finished = was_finished | (token == eos_id)
+            candidates = (scores[:, :, None] + logp.reshape(B, K, V)).reshape(B, K * V)
+            # 1-2. The 2K best candidates, best first (stable: ties keep the lower index).
+            top = xp.argsort(-candidates, axis=-1, kind="stable")[:, :2 * K]   # (B, 2K)
+            top_scores = xp.take_along_axis(candidates, top, axis=-1)          # (B, 2K)
+            parent, token = top // V, top % V                                  # (B, 2K) each
+            is_eos = token == eos_id
+            # |Y| = t tokens before this <eos>.
+            finished = xp.where(is_eos & first_k, top_scores / length_penalty(t, alpha), float("-inf"))
+            pick = finished.argmax(axis=-1)                                    # (B,)
+            candidate_best = xp.take_along_axis(finished, pick[:, None], axis=-1)[:, 0]
+            better = candidate_best > best                                     # (B,)
+            source = xp.take_along_axis(parent, pick[:, None], axis=-1)[:, 0]  # (B,) its beam
+            prefix = xp.take_along_axis(history, source[:, None, None], axis=1)[:, 0]   # (B, t)
+            best_tokens[:, :t] = xp.where(better[:, None], prefix, best_tokens[:, :t])
+            best_length = xp.where(better, t, best_length)
+            best_raw = xp.where(better, xp.take_along_axis(top_scores, pick[:, None], axis=-1)[:, 0], best_raw)
+            best = xp.where(better, candidate_best, best)
+            # 3. The K best candidates that go on (never <eos>: at most K of 2K end in it).
+            order = xp.argsort(is_eos.astype("int64"), axis=-1, kind="stable")[:, :K]    # (B, K)
+            parent = xp.take_along_axis(parent, order, axis=-1)                # (B, K)
+            token = xp.take_along_axis(token, order, axis=-1)
+            scores = xp.take_along_axis(top_scores, order, axis=-1)
             history = xp.concatenate(
                 [xp.take_along_axis(history, parent[:, :, None], axis=1), token[:, :, None]], axis=-1)
             flat_parent = (xp.arange(B)[:, None] * K + parent).reshape(-1)     # (B*K,)
             encoded, state = model.select(encoded, state, Tensor(flat_parent))
             tokens = Tensor(token.reshape(-1))
-            if bool(finished.all()):
+            # 4. The best a live prefix can still reach (its log P is <= 0 and only falls).
+            reachable = scores[:, 0] / length_penalty(max_len, alpha)          # (B,)
+            if bool((best >= reachable).all()):
                 break
-        # Length without eos for the penalty: |Y| counts the tokens the user gets.
-        out_len = lengths - finished.astype("int64")                           # (B, K)
-        normalized = scores / length_penalty(out_len.astype("float64"), alpha)
-        normalized = xp.where(xp.isnan(normalized), float("-inf"), normalized)
-        choice = normalized.argmax(axis=-1)                                    # (B,)
-        history, scores = _backend.to_numpy(history), _backend.to_numpy(scores)
-        choice = _backend.to_numpy(choice)
-        return Hypotheses([_until_eos(history[b, choice[b]], eos_id) for b in range(B)],
-                          [float(scores[b, choice[b]]) for b in range(B)])
+        else:
+            # Prefixes still live after max_len steps compete as they are.
+            live = scores[:, 0] / length_penalty(max_len, alpha)
+            better = live > best
+            best_tokens = xp.where(better[:, None], history[:, 0], best_tokens)
+            best_length = xp.where(better, max_len, best_length)
+            best_raw = xp.where(better, scores[:, 0], best_raw)
+        best_tokens, best_length = _backend.to_numpy(best_tokens), _backend.to_numpy(best_length)
+        best_raw = _backend.to_numpy(best_raw)
+        return Hypotheses([best_tokens[b, :best_length[b]].tolist() for b in range(B)],
+                          [float(best_raw[b]) for b in range(B)])
+
+
+@contextmanager
+def _keeping_attention(model, keep):
+    """Set ``model.keep_attention`` for one decoding call, and put it back after."""
+    if not keep or not hasattr(model, "keep_attention"):
+        yield
+        return
+    before = model.keep_attention
+    model.keep_attention = True
+    try:
+        yield
+    finally:
+        model.keep_attention = before
 
 
 def _until_eos(row, eos_id):

@@ -16,7 +16,7 @@ from minigrad.data import EOS_ID, BOS_ID, PAD_ID
 from minigrad.nn import functional as F
 from models.decoding import beam_search, greedy_decode
 
-__all__ = ["teacher_forced_metrics", "decode_texts", "evaluate"]
+__all__ = ["teacher_forced_metrics", "decode_limit", "decode_texts", "evaluate"]
 
 
 def to_device(batch, backend):
@@ -47,12 +47,19 @@ def teacher_forced_metrics(model, batches, backend):
             "token_accuracy": float(total_correct) / max(total_tokens, 1)}
 
 
-def decode_texts(model, batches, tgt_tokenizer, backend, beam_size=1, max_len=None, alpha=0.6):
+def decode_limit(source_length, max_positions=None):
+    """The most tokens to generate for a source: twice its length and 10 more, but
+    never past the model's position table (``max_positions``, Transformers)."""
+    limit = 2 * source_length + 10
+    return min(limit, max_positions - 1) if max_positions else limit
+
+
+def decode_texts(model, batches, tgt_tokenizer, backend, beam_size=1, alpha=0.6, max_positions=None):
     """Decoded strings for every example, in batch order."""
     texts = []
     for batch in batches:
         src, lengths, _, _ = to_device(batch, backend)
-        limit = max_len or int(batch.tgt_lengths.max()) * 2 + 10
+        limit = decode_limit(int(batch.src_lengths.max()), max_positions)
         if beam_size > 1:
             out = beam_search(model, src, lengths, BOS_ID, EOS_ID, beam_size=beam_size, max_len=limit,
                               alpha=alpha)
@@ -62,11 +69,11 @@ def decode_texts(model, batches, tgt_tokenizer, backend, beam_size=1, max_len=No
     return texts
 
 
-def evaluate(model, batches, references, tgt_tokenizer, backend, beam_size=1):
+def evaluate(model, batches, references, tgt_tokenizer, backend, beam_size=1, alpha=0.6, max_positions=None):
     """Every metric of the module docstring, and the hypotheses (for samples.txt)."""
     model.eval()
     metrics = teacher_forced_metrics(model, batches, backend)
-    hypotheses = decode_texts(model, batches, tgt_tokenizer, backend, beam_size)
+    hypotheses = decode_texts(model, batches, tgt_tokenizer, backend, beam_size, alpha, max_positions)
     metrics["exact_match"] = sum(h == r for h, r in zip(hypotheses, references)) / max(len(references), 1)
     metrics["bleu"] = sacrebleu.corpus_bleu(hypotheses, [references]).score
     return metrics, hypotheses

@@ -26,5 +26,6 @@ def build_model(config, src_vocab, tgt_vocab, pad_id=0):
             src_vocab, tgt_vocab, embed_dim=config["embed_dim"], hidden_size=config["hidden"],
             num_layers=config["layers"], cell=kind, attention=config["attention"],
             bidirectional=config["bidirectional"], dropout=config["dropout"],
-            teacher_forcing=config["teacher_forcing"], pad_id=pad_id)
+            teacher_forcing=config["teacher_forcing"],
+            input_feeding=not config.get("no_input_feeding", False), pad_id=pad_id)
     raise ValueError(f"model must be one of {MODEL_KINDS}, got {kind!r}")

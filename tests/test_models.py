@@ -304,3 +304,36 @@ def _gpu():
         return True
     except mg.BackendError:
         return False
+
+
+@pytest.mark.parametrize("alpha", [0.0, 0.6, 2.0])
+@pytest.mark.parametrize("kind", ["gru-bahdanau-bidirectional", "transformer-post-norm"])
+def test_a_beam_wide_enough_to_keep_every_prefix_finds_the_exhaustive_best(kind, alpha):
+    """With K >= the number of prefixes nothing is pruned, so beam search must return the
+    best hypothesis under log P / lp of all sequences of up to max_len tokens."""
+    import itertools
+    mg.manual_seed(6)
+    model = TINY[kind]().double().eval()
+    V_tgt, max_len = 7, 3
+    src, lengths = tensor(np.array([[3, 4, 5]])), [3]
+    symbols = [t for t in range(V_tgt) if t != EOS]
+    # every finished sequence (n < max_len tokens, then <eos>) and every unfinished one of max_len
+    candidates = [list(c) + [EOS] for n in range(max_len) for c in itertools.product(symbols, repeat=n)]
+    candidates += [list(c) for c in itertools.product(symbols, repeat=max_len)]
+    T = max(map(len, candidates))
+    tgt_in = np.full((len(candidates), T), PAD)
+    for i, c in enumerate(candidates):
+        tgt_in[i, 0], tgt_in[i, 1:len(c)] = BOS, c[:-1]
+    logits, _ = model(tensor(np.repeat(src.numpy(), len(candidates), axis=0)), lengths * len(candidates),
+                      tensor(tgt_in))
+    logp = F.log_softmax(logits, axis=-1).numpy()
+    def normalized(i, c):
+        raw = sum(logp[i, t, y] for t, y in enumerate(c))
+        n = len(c) - (c[-1] == EOS)
+        return raw / length_penalty(n, alpha), raw
+    best_i = max(range(len(candidates)), key=lambda i: normalized(i, candidates[i])[0])
+    expected = [y for y in candidates[best_i] if y != EOS]
+    beam = beam_search(model, src, lengths, BOS, EOS, beam_size=len(symbols) ** (max_len - 1),
+                       max_len=max_len, alpha=alpha)
+    assert beam.tokens[0] == expected
+    assert beam.scores[0] == pytest.approx(normalized(best_i, candidates[best_i])[1], abs=1e-9)

@@ -512,3 +512,39 @@ def test_bad_input_names_expected_and_got(backend, bad, error, message):
     masks = {k: tensor(v, backend) for k, v in bad.items() if k not in shapes}
     with pytest.raises(error, match=message):
         mha(**args, **masks)
+
+
+# -- step-by-step decoding with a KVCache ----------------------------------------------------
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("prefill", [1, 2, 3])
+def test_a_growing_cache_with_is_causal_equals_the_full_causal_pass(backend, prefill):
+    """A prefix of ``prefill`` steps, then one step at a time: each new query sees every
+    cached step (the causal mask is offset by the cache), so the outputs equal one pass."""
+    from minigrad.nn import KVCache
+    mg.manual_seed(0)
+    mha = MultiheadAttention(E, H).double().to(backend)
+    x = tensor(np.random.default_rng(1).standard_normal((B, 5, E)), backend)
+    full, _ = mha(x, x, x, is_causal=True)
+    cache = KVCache(static=False)
+    pieces = [mha(x[:, :prefill], x[:, :prefill], x[:, :prefill], is_causal=True, cache=cache)[0]]
+    for t in range(prefill, 5):
+        step = x[:, t:t + 1]
+        pieces.append(mha(step, step, step, is_causal=True, cache=cache)[0])
+    np.testing.assert_allclose(mg.concatenate(pieces, axis=1).numpy(), full.numpy(), rtol=1e-12, atol=1e-14)
+
+
+def test_a_static_cache_projects_the_memory_once(monkeypatch):
+    from minigrad.nn import KVCache
+    import minigrad.nn.multihead_attention as module
+    mg.manual_seed(0)
+    mha = MultiheadAttention(E, H).double()
+    memory = tensor(np.random.default_rng(2).standard_normal((B, S, E)))
+    queries = tensor(np.random.default_rng(3).standard_normal((B, 3, E)))
+    full, _ = mha(queries, memory, memory)
+    calls = []
+    monkeypatch.setattr(module, "linear", lambda *a: calls.append(a[0].shape) or mg.nn.functional.linear(*a))
+    cache = KVCache(static=True)
+    steps = [mha(queries[:, t:t + 1], memory, memory, cache=cache)[0] for t in range(3)]
+    np.testing.assert_allclose(mg.concatenate(steps, axis=1).numpy(), full.numpy(), rtol=1e-12, atol=1e-14)
+    assert [shape for shape in calls if shape[1] == S] == [(B, S, E)]   # the memory: one projection

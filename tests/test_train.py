@@ -193,3 +193,34 @@ def test_a_corpus_run_translates_with_the_corpus_cleaning(tmp_path, capsys, monk
     # "HELLO,NAME!" reaches the model as "hello , name !": four known words, no <unk>
     assert seen == [src_tok.encode(f"hello , {name} !")] and 3 not in seen[0] and len(seen[0]) == 4
     assert capsys.readouterr().out == result + "\n"
+
+
+@pytest.mark.parametrize("flags, message", [
+    (["--heads", "3"], "divisible by --heads"),
+    (["--epochs", "0"], "--epochs must be at least 1"),
+    (["--dropout", "1.5"], "--dropout must be in"),
+    (["--lr", "-1"], "--lr must be > 0"),
+    (["--bidirectional", "--attention", "luong-dot"], "luong-general or luong-concat"),
+])
+def test_a_bad_flag_value_is_named(tmp_path, capsys, flags, message):
+    fails_with(capsys, TINY + flags + ["--out", str(tmp_path / "r")], message)
+    assert not (tmp_path / "r").exists()                         # nothing written
+
+
+def test_a_new_run_in_an_old_run_directory_starts_clean(tmp_path):
+    _, out = run(tmp_path, "--max-steps", "3", "--no-plots")
+    with open(os.path.join(out, "attention_7.png"), "wb") as f:
+        f.write(b"an old plot")
+    run(tmp_path, "--max-steps", "2", "--no-plots")
+    assert not os.path.exists(os.path.join(out, "attention_7.png"))
+    assert [int(r["step"]) for r in history(out) if r["train_loss"]] == [1, 2]
+
+
+def test_resuming_a_finished_run_trains_no_further_step(tmp_path):
+    _, out = run(tmp_path, "--max-steps", "4", "--no-plots")
+    before = checkpoint.load_checkpoint(os.path.join(out, "checkpoint.safetensors"))
+    train.main(["--resume", out, "--no-progress", "--no-plots"])
+    after = checkpoint.load_checkpoint(os.path.join(out, "checkpoint.safetensors"))
+    assert before[2]["step"] == after[2]["step"] == 4
+    for name in before[0]:
+        np.testing.assert_array_equal(before[0][name], after[0][name])

@@ -56,6 +56,9 @@ class Module:
             self._parameters[name] = value       # replaced in its place (None: disabled slot)
             object.__setattr__(self, name, value)
             return
+        if name in self._parameters and isinstance(value, Tensor):
+            raise TypeError(f"cannot assign a Tensor to parameter {name!r} of {type(self).__name__}: "
+                            f"expected a Parameter or None (wrap it: Parameter(tensor))")
         for table in (self._parameters, self._buffers, self._modules):
             table.pop(name, None)
         self._non_persistent.discard(name)

@@ -132,7 +132,9 @@ class MultiheadAttention(Module):
 
         # 4. Masks: the per-query attn_mask, then padded keys.
         if is_causal and attn_mask is None:
-            attn_mask = causal_mask(T, S, query)                      # (T, S)
+            # With a growing cache the T new queries come after S - T cached steps.
+            past = S - T if cache is not None and not cache.static else 0
+            attn_mask = causal_mask(T, S, query, offset=past)         # (T, S)
         scores = apply_attention_mask(scores, self._attn_mask(attn_mask, B, T, S), "attn_mask")
         if key_padding_mask is not None:
             scores = apply_attention_mask(scores, self._padding_mask(key_padding_mask, query, B, S),

@@ -22,10 +22,15 @@ __all__ = ["scaled_dot_product_attention", "attention_weights", "causal_mask",
            "apply_attention_mask"]
 
 
-def causal_mask(T, S, like):
-    """Boolean (T, S), True above the diagonal: query t may not see keys s > t."""
+def causal_mask(T, S, like, offset=0):
+    """Boolean (T, S), True where key s lies in query t's future: s > t + offset.
+
+    ``offset`` is the number of earlier positions the keys hold before the first
+    query (S - T when decoding with a cache of S - T past steps); 0 aligns the
+    first query with the first key, as PyTorch's ``is_causal``.
+    """
     xp = get_array_module(like.data)
-    return Tensor(xp.triu(xp.ones((T, S), dtype=bool), k=1))
+    return Tensor(xp.triu(xp.ones((T, S), dtype=bool), k=1 + offset))
 
 
 def apply_attention_mask(scores, mask, name="attn_mask"):

@@ -4,7 +4,7 @@
                      lr = factor * d_model^-0.5 * min(t^-0.5, t * warmup^-1.5)
     WarmupCosine     linear warm-up to the base lr, then cosine decay to ``min_lr``
                      (Loshchilov & Hutter, 2017, SGDR, without restarts)
-    StepLR           lr = base * gamma^floor(t / step_size)
+    StepLR           lr = base * gamma^floor((t - 1) / step_size)
 """
 import math
 
