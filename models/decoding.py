@@ -118,8 +118,8 @@ def beam_search(model, src, src_lengths, bos_id, eos_id, beam_size=4, max_len=50
             logp = log_softmax(logits, axis=-1).data.astype("float64")         # (B*K, V)
             V = logp.shape[-1]
             candidates = (scores[:, :, None] + logp.reshape(B, K, V)).reshape(B, K * V)
-            # 1-2. The 2K best candidates, best first (stable: ties keep the lower index).
-            top = xp.argsort(-candidates, axis=-1, kind="stable")[:, :2 * K]   # (B, 2K)
+            # 1-2. The 2K best candidates, best first.
+            top = _best_first(xp, candidates, 2 * K)                           # (B, 2K)
             top_scores = xp.take_along_axis(candidates, top, axis=-1)          # (B, 2K)
             parent, token = top // V, top % V                                  # (B, 2K) each
             is_eos = token == eos_id
@@ -159,6 +159,16 @@ def beam_search(model, src, src_lengths, bos_id, eos_id, beam_size=4, max_len=50
         best_raw = _backend.to_numpy(best_raw)
         return Hypotheses([best_tokens[b, :best_length[b]].tolist() for b in range(B)],
                           [float(best_raw[b]) for b in range(B)])
+
+
+def _best_first(xp, scores, n):
+    """Indices of the n largest scores of each row, largest first: a partition (linear)
+    finds them, and only those n are sorted, not all K * V."""
+    if n >= scores.shape[-1]:
+        return xp.argsort(-scores, axis=-1, kind="stable")[:, :n]
+    best = xp.argpartition(-scores, n - 1, axis=-1)[:, :n]                     # (B, n), any order
+    order = xp.argsort(-xp.take_along_axis(scores, best, axis=-1), axis=-1, kind="stable")
+    return xp.take_along_axis(best, order, axis=-1)                            # (B, n), best first
 
 
 @contextmanager
