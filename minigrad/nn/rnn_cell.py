@@ -6,6 +6,12 @@ for its one step; the sequence layers (``minigrad.nn.rnn``) compute it for all t
 steps with one matrix product and call the same functions step by step, so one
 piece of code is the math of both.
 
+Each step has two versions: ``*_step_composed``, written with minigrad's ops (the
+engine derives the gradient: the readable reference), and the fused op of
+``minigrad/ops/nn_gru_step.py`` / ``nn_lstm_step.py`` (one forward and one
+hand-derived backward per step, no graph of a dozen small ops), which
+``gru_step`` / ``lstm_step`` use. The tests hold the two equal.
+
 Glossary (PyTorch's names):
 
     x_t      the input at time t                     (B, I)
@@ -17,7 +23,6 @@ Glossary (PyTorch's names):
     sigma    the logistic sigmoid 1 / (1 + e^-x);  (.) the elementwise product
     B batch, I input size, H hidden size
 
-Composed from minigrad's ops: the engine derives every gradient.
 """
 import math
 import numbers
@@ -29,9 +34,11 @@ from minigrad.nn.functional import linear
 from minigrad.nn.module import Module
 from minigrad.nn.parameter import Parameter
 from minigrad.ops import matmul, sigmoid, split, tanh
+from minigrad.ops.nn_gru_step import gru_step_fused
+from minigrad.ops.nn_lstm_step import lstm_step_fused
 from minigrad.tensor import Tensor
 
-__all__ = ["GRUCell", "LSTMCell", "gru_step", "lstm_step"]
+__all__ = ["GRUCell", "LSTMCell", "gru_step", "lstm_step", "gru_step_composed", "lstm_step_composed"]
 
 
 def check_positive_int(owner, name, value):
@@ -47,6 +54,16 @@ def _hidden_projection(h, weight_hh, bias_hh):
 
 
 def gru_step(gi, h, weight_hh, bias_hh=None):
+    """One GRU step (the fused op): h' (B, H); the equations are gru_step_composed's."""
+    return gru_step_fused(gi, h, weight_hh, bias_hh)
+
+
+def lstm_step(gi, h, c, weight_hh, bias_hh=None):
+    """One LSTM step (the fused op): (h', c'); the equations are lstm_step_composed's."""
+    return lstm_step_fused(gi, h, c, weight_hh, bias_hh)
+
+
+def gru_step_composed(gi, h, weight_hh, bias_hh=None):
     """One GRU step from the input projection gi = x W_ih^T + b_ih.
 
         r  = sigma(gi_r + W_hr h + b_hr)
@@ -65,7 +82,7 @@ def gru_step(gi, h, weight_hh, bias_hh=None):
     return (1 - z) * n + z * h
 
 
-def lstm_step(gi, h, c, weight_hh, bias_hh=None):
+def lstm_step_composed(gi, h, c, weight_hh, bias_hh=None):
     """One LSTM step from the input projection gi = x W_ih^T + b_ih.
 
         i  = sigma(gi_i + W_hi h + b_hi)
