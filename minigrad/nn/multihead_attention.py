@@ -14,8 +14,8 @@ from minigrad.nn.functional import linear
 from minigrad.nn.linear import Linear
 from minigrad.nn.module import Module
 from minigrad.nn.parameter import Parameter
-from minigrad.nn.scaled_dot_product import apply_attention_mask, causal_mask
-from minigrad.ops import concatenate, dropout, matmul, softmax, split
+from minigrad.nn.scaled_dot_product import attention, causal_mask
+from minigrad.ops import concatenate, split
 from minigrad.tensor import as_tensor
 
 __all__ = ["MultiheadAttention", "KVCache"]
@@ -127,23 +127,18 @@ class MultiheadAttention(Module):
                 k, v = cache.update(k, v)                           # (B, h, S_past + S, d_k)
         S = k.shape[2]
 
-        # 3. Scores, scaled by 1/sqrt(d_k) (the reason is in scaled_dot_product.py).
-        scores = matmul(q, k.swapaxes(-2, -1)) * (1.0 / math.sqrt(self.head_dim))   # (B, h, T, S)
-
-        # 4. Masks: the per-query attn_mask, then padded keys.
+        # 3-5. Scores scaled by 1/sqrt(d_k) (the reason is in scaled_dot_product.py), the
+        # per-query attn_mask and the padded keys masked, softmax over the keys, and the
+        # weighted sum of the values, per head: the fused attention core.
         if is_causal and attn_mask is None:
             # With a growing cache the T new queries come after S - T cached steps.
             past = S - T if cache is not None and not cache.static else 0
             attn_mask = causal_mask(T, S, query, offset=past)         # (T, S)
-        scores = apply_attention_mask(scores, self._attn_mask(attn_mask, B, T, S), "attn_mask")
+        masks = [(self._attn_mask(attn_mask, B, T, S), "attn_mask")]
         if key_padding_mask is not None:
-            scores = apply_attention_mask(scores, self._padding_mask(key_padding_mask, query, B, S),
-                                          "key_padding_mask")
-
-        # 5. Weights and the weighted sum of values, per head.
-        weights = softmax(scores, axis=-1)                          # (B, h, T, S)
-        weights = dropout(weights, self.dropout, self.training)
-        heads = matmul(weights, v)                                  # (B, h, T, d_k)
+            masks.append((self._padding_mask(key_padding_mask, query, B, S), "key_padding_mask"))
+        heads, weights = attention(q, k, v, masks, 1.0 / math.sqrt(self.head_dim),
+                                   self.dropout, self.training)     # (B, h, T, d_k), (B, h, T, S)
 
         # 6. Concatenate the heads and mix them: Concat(head_1..h) W^O.
         heads = heads.transpose(0, 2, 1, 3).reshape(B, T, E)        # (B, T, E)

@@ -16,10 +16,11 @@ import math
 
 from minigrad.backend import get_array_module
 from minigrad.ops import dropout, matmul, softmax, swapaxes, where
+from minigrad.ops.nn_attention import attention_fused
 from minigrad.tensor import Tensor, as_tensor
 
-__all__ = ["scaled_dot_product_attention", "attention_weights", "causal_mask",
-           "apply_attention_mask"]
+__all__ = ["scaled_dot_product_attention", "attention", "attention_composed", "attention_weights",
+           "causal_mask", "apply_attention_mask"]
 
 
 def causal_mask(T, S, like, offset=0):
@@ -82,12 +83,65 @@ def scaled_dot_product_attention(q, k, v, attn_mask=None, dropout_p=0.0, is_caus
     Returns:
         (..., T, d_v).
     """
+    if q.shape[-1] != k.shape[-1]:
+        raise ValueError(f"scaled_dot_product_attention: queries and keys need one width d_k, "
+                         f"got q {q.shape} and k {k.shape}")
     if k.shape[-2] != v.shape[-2]:
         raise ValueError(f"scaled_dot_product_attention: keys and values need one length S, "
                          f"got k {k.shape} and v {v.shape}")
-    weights = attention_weights(q, k, attn_mask, is_causal, scale)   # (..., T, S)
-    weights = dropout(weights, dropout_p, training)
-    return matmul(weights, v)                                        # (..., T, d_v)
+    if is_causal and attn_mask is not None:
+        raise ValueError("scaled_dot_product_attention: give attn_mask or is_causal=True, not both")
+    if is_causal:
+        attn_mask = causal_mask(q.shape[-2], k.shape[-2], q)         # (T, S)
+    out, _ = attention(q, k, v, [(attn_mask, "attn_mask")], scale, dropout_p, training)
+    return out                                                       # (..., T, d_v)
+
+
+def attention(q, k, v, masks=(), scale=None, dropout_p=0.0, training=True):
+    """(O, P): O = dropout(P) V with P = softmax(Q K^T * scale + M), M from ``masks``,
+    a list of (mask or None, name). Shapes: O (..., T, d_v), P (..., T, S).
+
+    The fused op (``minigrad/ops/nn_attention.py``, one backward for the whole core)
+    does the work unless the weights get dropout or q, k, v differ in their leading
+    shape; then ``attention_composed``, its readable reference, does.
+    """
+    scale = 1.0 / math.sqrt(q.shape[-1]) if scale is None else scale
+    dropping = training and dropout_p > 0.0
+    if dropping or not q.shape[:-2] == k.shape[:-2] == v.shape[:-2]:
+        return attention_composed(q, k, v, masks, scale, dropout_p, training)
+    scores_shape = q.shape[:-1] + (k.shape[-2],)                     # (..., T, S)
+    bool_mask, float_mask = _mask_arrays(masks, scores_shape, q)
+    return attention_fused(q, k, v, scale, bool_mask, float_mask)
+
+
+def attention_composed(q, k, v, masks=(), scale=None, dropout_p=0.0, training=True):
+    """The attention core from primitive ops: the reference of the fused one."""
+    scale = 1.0 / math.sqrt(q.shape[-1]) if scale is None else scale
+    scores = matmul(q, swapaxes(k, -2, -1)) * scale                  # (..., T, S)
+    for mask, name in masks:
+        scores = apply_attention_mask(scores, mask, name)
+    weights = dropout(softmax(scores, axis=-1), dropout_p, training)  # (..., T, S)
+    return matmul(weights, v), weights                               # (..., T, d_v)
+
+
+def _mask_arrays(masks, scores_shape, like):
+    """The masks as two backend arrays: every boolean one OR-ed, every float one summed."""
+    bool_mask = float_mask = None
+    for mask, name in masks:
+        if mask is None:
+            continue
+        mask = as_tensor(mask, like=like)
+        if not _broadcasts_to(mask.shape, scores_shape):
+            raise ValueError(f"{name} of shape {mask.shape} does not broadcast to the "
+                             f"attention scores of shape {scores_shape}")
+        if mask.dtype.kind == "b":
+            bool_mask = mask.data if bool_mask is None else bool_mask | mask.data
+        elif mask.dtype.kind == "f":
+            values = mask.data.astype(like.dtype, copy=False)
+            float_mask = values if float_mask is None else float_mask + values
+        else:
+            raise TypeError(f"{name}: expected a boolean or float mask, got dtype {mask.dtype}")
+    return bool_mask, float_mask
 
 
 def _broadcasts_to(shape, target):

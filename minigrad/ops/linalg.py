@@ -20,6 +20,9 @@ class MatMul(Function):
     def backward(self, gy):
         a, b = self.saved
         xp = get_array_module(gy)
+        # A gradient may arrive as a broadcast view (the backward of a sum has stride 0);
+        # BLAS cannot read those, and NumPy's fallback loop is ~10x slower: copy it once.
+        gy = xp.ascontiguousarray(gy)
         # Work with 2-D (or batched) operands: a vector becomes a 1-row / 1-column matrix.
         a2 = a[None, :] if a.ndim == 1 else a                   # (..., n, k)
         b2 = b[:, None] if b.ndim == 1 else b                   # (..., k, m)

@@ -1,0 +1,608 @@
+"""Training-step speed: minigrad against PyTorch (CPU), the same model, in one run.
+
+What is measured
+----------------
+One full training step, float32: ``zero_grad``, forward to the loss, backward,
+Adam update (lr 1e-3, PyTorch's defaults otherwise, in both frameworks). The same
+batch of random token ids is used at every step. Three models, as issue 6 names them
+(vocabulary V = 1000 everywhere):
+
+    W1  Transformer   src and tgt Embedding(1000, 256); Transformer(d_model=256,
+                      nhead=4, 2 encoder + 2 decoder layers, dim_feedforward=1024,
+                      dropout=0); Linear(256, 1000); causal target mask (given as
+                      tgt_mask, with tgt_is_causal=True); batch 32, source and
+                      target length 32; cross-entropy on the next target token.
+                      No positional encoding and no sqrt(d) scale of the
+                      embeddings: the benchmark times the layers, not a recipe.
+    W2  GRU + Bahdanau  Embedding(1000, 128), shared by source and target;
+                      encoder GRU(128, 256); decoder: a Python loop over 32 target
+                      steps: context = additive attention of the state over the
+                      encoder outputs (score = v^T tanh(W_q h + W_k k_s + b), the
+                      keys projected once per batch), h = GRUCell(128 + 256, 256)
+                      ([embedded token; context], h); Linear(512, 1000) on
+                      [h; context] of every step (one product after the loop);
+                      batch 32, lengths 32, teacher forcing.
+    W3  LSTM LM       Embedding(1000, 512), LSTM(512, 512, num_layers=2),
+                      Linear(512, 1000); batch 32, length 64; next-token
+                      cross-entropy.
+
+minigrad builds each model (seed 0); PyTorch's twin has the same parameter names
+and loads minigrad's ``state_dict`` (``load_state_dict`` of tensors), so both
+frameworks start from the same weights and do the same math. Before timing, each
+framework's loss on the batch is computed and the two must agree within 1e-4
+(relative), or the run stops: a ratio of two different computations says nothing.
+
+Timing: the frameworks alternate step by step in one process (a minigrad step,
+then a PyTorch step, and again), so that both see the same machine state, load
+and clock. ``--warmup`` rounds are run and dropped, then the median of
+``--repeat`` timed steps is reported. The garbage collector is left on (a
+training loop pays for it), and ``gc.collect()`` runs, untimed, before every step,
+so that no step pays for collecting the other framework's garbage.
+
+Threads: both frameworks get ``--threads`` (default: every CPU of the machine).
+The environment variables OMP_NUM_THREADS, OPENBLAS_NUM_THREADS and
+MKL_NUM_THREADS are set before NumPy and PyTorch are imported (NumPy's OpenBLAS
+and PyTorch's OpenMP and MKL read them once, at load); ``torch.set_num_threads``
+sets PyTorch's intra-op pool; if ``threadpoolctl`` is installed it also limits,
+and reports, every BLAS and OpenMP pool loaded in the process. Without it, the
+BLAS thread count shown is the environment's, as set here. (When this file is
+imported instead of run, only torch.set_num_threads and threadpoolctl apply.)
+
+Peak memory, per step, in MB (10^6 bytes), measured in one extra, untimed step
+after the timing, gradients already freed (``zero_grad``) before it starts, so
+both numbers count what a step allocates on top of the parameters and the Adam
+state that exist before it:
+
+    minigrad peak   ``tracemalloc``'s peak over the step: every block allocated
+                    during the step and alive at once at the worst moment. NumPy
+                    reports its array buffers to tracemalloc, so this covers the
+                    activations kept for backward, the gradients and every
+                    temporary, plus the Python objects of the graph. It does not
+                    see memory allocated before the step, nor OpenBLAS's own
+                    work buffers.
+    torch peak      the peak of the CPU allocator's running total during the
+                    step, from PyTorch's profiler (``profile_memory=True``; the
+                    allocation events of its event tree, an experimental API:
+                    "n/a" where it is missing). PyTorch keeps no CPU allocator
+                    statistics otherwise. It covers tensors (activations, saved
+                    tensors, gradients, temporaries), not Python objects nor
+                    MKL/oneDNN scratch buffers.
+
+The per-op overhead rows (``--workloads ...,overhead``) are ``overhead.py``'s run
+with its own method and defaults (best of 7 runs of 2000 calls, µs per op); see
+that file.
+
+Why a ratio in one run, not a wall-clock assertion: milliseconds depend on the
+CPU, its load and its BLAS; the two frameworks measured side by side share all of
+that, so the ratio minigrad/PyTorch is what carries over between machines.
+
+    python benchmarks/train_step.py                          # about 2-3 minutes on 2 cores
+    python benchmarks/train_step.py --workloads W3 --repeat 20 --threads 1
+    python benchmarks/train_step.py --profile W1,W3          # cProfile of one minigrad step
+"""
+import argparse
+import os
+import sys
+
+WORKLOAD_NAMES = ("W1", "W2", "W3", "overhead")
+MODEL_WORKLOADS = ("W1", "W2", "W3")
+THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
+
+
+def workload_list(text):
+    names = [name.strip() for name in text.split(",") if name.strip()]
+    unknown = [name for name in names if name not in WORKLOAD_NAMES]
+    if not names or unknown:
+        raise argparse.ArgumentTypeError(
+            f"expected a comma-separated list of {', '.join(WORKLOAD_NAMES)}, got {text!r}")
+    return names
+
+
+def model_workload_list(text):
+    names = workload_list(text)
+    if "overhead" in names:
+        raise argparse.ArgumentTypeError(f"can profile only {', '.join(MODEL_WORKLOADS)}, got {text!r}")
+    return names
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--workloads", type=workload_list, default=list(WORKLOAD_NAMES),
+                        help="comma-separated, from W1,W2,W3,overhead (default: all)")
+    parser.add_argument("--repeat", type=int, default=10,
+                        help="timed steps per framework and workload; the median is reported (default 10)")
+    parser.add_argument("--warmup", type=int, default=3,
+                        help="untimed steps per framework before timing (default 3)")
+    parser.add_argument("--threads", type=int, default=os.cpu_count(),
+                        help=f"threads for both frameworks (default: all CPUs, {os.cpu_count()} here)")
+    parser.add_argument("--profile", type=model_workload_list, metavar="W1,W3",
+                        help="instead of the table, cProfile one minigrad step (after --warmup) "
+                             "of each workload and print its top 10 minigrad functions")
+    args = parser.parse_args(argv)
+    if args.repeat < 1 or args.warmup < 0 or args.threads < 1:
+        parser.error("--repeat and --threads must be at least 1, --warmup at least 0")
+    return args
+
+
+# The thread counts must be in the environment before NumPy (OpenBLAS) and PyTorch
+# (OpenMP, MKL) are loaded: they read them once, at import.
+if __name__ == "__main__":
+    for variable in THREAD_VARIABLES:
+        os.environ[variable] = str(parse_args().threads)
+
+import cProfile           # noqa: E402
+import gc                 # noqa: E402
+import platform           # noqa: E402
+import pstats             # noqa: E402
+import statistics         # noqa: E402
+import time               # noqa: E402
+import tracemalloc        # noqa: E402
+from dataclasses import dataclass   # noqa: E402
+
+# This checkout's minigrad, and overhead.py beside this file.
+BENCHMARKS = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.dirname(BENCHMARKS))
+sys.path.insert(0, BENCHMARKS)
+
+import numpy as np        # noqa: E402
+
+import minigrad as mg     # noqa: E402
+from minigrad import nn, optim   # noqa: E402
+
+try:
+    import torch
+except ImportError:
+    torch = None
+
+try:
+    import threadpoolctl
+except ImportError:
+    threadpoolctl = None
+
+V = 1000                                  # vocabulary of every workload
+LOSS_RTOL = 1e-4
+TorchModule = torch.nn.Module if torch is not None else object
+
+
+# --------------------------------------------------------------------------- #
+# W1: Transformer
+# --------------------------------------------------------------------------- #
+# B batch, S source length, T target length, D = 256 model width, V vocabulary.
+
+TRANSFORMER_ARGS = dict(d_model=256, nhead=4, num_encoder_layers=2, num_decoder_layers=2,
+                        dim_feedforward=1024, dropout=0.0)
+
+
+class MinigradTransformer(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.src_embed = nn.Embedding(V, 256)
+        self.tgt_embed = nn.Embedding(V, 256)
+        self.transformer = nn.Transformer(**TRANSFORMER_ARGS)
+        self.out = nn.Linear(256, V)
+
+    def forward(self, src, tgt_in, tgt_out, tgt_mask):
+        x = self.transformer(self.src_embed(src), self.tgt_embed(tgt_in),
+                             tgt_mask=tgt_mask, tgt_is_causal=True)           # (B, T, D)
+        logits = self.out(x)                                                  # (B, T, V)
+        return mg.cross_entropy(logits.reshape(-1, V), tgt_out.reshape(-1))
+
+
+class TorchTransformer(TorchModule):
+    def __init__(self):
+        super().__init__()
+        self.src_embed = torch.nn.Embedding(V, 256)
+        self.tgt_embed = torch.nn.Embedding(V, 256)
+        self.transformer = torch.nn.Transformer(**TRANSFORMER_ARGS, batch_first=True)
+        self.out = torch.nn.Linear(256, V)
+
+    def forward(self, src, tgt_in, tgt_out, tgt_mask):
+        x = self.transformer(self.src_embed(src), self.tgt_embed(tgt_in),
+                             tgt_mask=tgt_mask, tgt_is_causal=True)           # (B, T, D)
+        logits = self.out(x)                                                  # (B, T, V)
+        return torch.nn.functional.cross_entropy(logits.reshape(-1, V), tgt_out.reshape(-1))
+
+
+def transformer_batch(rng):
+    src = rng.integers(0, V, (32, 32))                                       # (B, S)
+    tgt = rng.integers(0, V, (32, 33))                                       # (B, T + 1)
+    return src, tgt[:, :-1], tgt[:, 1:]
+
+
+def minigrad_transformer_inputs(arrays):
+    src, tgt_in, tgt_out = (mg.Tensor(a) for a in arrays)
+    return src, tgt_in, tgt_out, nn.Transformer.generate_square_subsequent_mask(tgt_in.shape[1])
+
+
+def torch_transformer_inputs(arrays):
+    src, tgt_in, tgt_out = (torch.from_numpy(a.copy()) for a in arrays)
+    return src, tgt_in, tgt_out, torch.nn.Transformer.generate_square_subsequent_mask(tgt_in.shape[1])
+
+
+# --------------------------------------------------------------------------- #
+# W2: GRU encoder, GRUCell decoder with additive (Bahdanau) attention
+# --------------------------------------------------------------------------- #
+# B batch, S source length, T target length, E = 128 embedding width,
+# H = 256 hidden size (and attention width), V vocabulary.
+
+class MinigradGRUAttention(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.embed = nn.Embedding(V, 128)
+        self.encoder = nn.GRU(128, 256)
+        self.attention = nn.AdditiveAttention(256, 256, 256)
+        self.decoder = nn.GRUCell(128 + 256, 256)
+        self.out = nn.Linear(512, V)
+
+    def forward(self, src, tgt_in, tgt_out):
+        B, T = tgt_in.shape
+        keys, h_n = self.encoder(self.embed(src))                            # (B, S, H), (1, B, H)
+        projected_keys = self.attention.project_keys(keys)                   # (B, S, H)
+        h = h_n.reshape(B, 256)                                              # (B, H)
+        inputs = mg.split(self.embed(tgt_in), T, axis=1)                     # T of (B, 1, E)
+        features = []
+        for y in inputs:
+            context, _ = self.attention(h, keys, projected_keys=projected_keys)   # (B, H)
+            h = self.decoder(mg.concatenate([y.reshape(B, 128), context], axis=-1), h)   # (B, H)
+            features.append(mg.concatenate([h, context], axis=-1))          # (B, 2H)
+        logits = self.out(mg.stack(features, axis=1))                        # (B, T, V)
+        return mg.cross_entropy(logits.reshape(-1, V), tgt_out.reshape(-1))
+
+
+class TorchAdditiveAttention(TorchModule):
+    """minigrad's AdditiveAttention, its parameter names, written out."""
+
+    def __init__(self):
+        super().__init__()
+        self.query_proj = torch.nn.Linear(256, 256, bias=False)              # W_q
+        self.key_proj = torch.nn.Linear(256, 256)                            # W_k, b
+        self.v = torch.nn.Linear(256, 1, bias=False)                         # v^T
+
+    def forward(self, h, keys, projected_keys):
+        hidden = torch.tanh(self.query_proj(h).unsqueeze(1) + projected_keys)   # (B, S, H)
+        weights = torch.softmax(self.v(hidden).squeeze(-1), dim=-1)         # (B, S)
+        return torch.bmm(weights.unsqueeze(1), keys).squeeze(1)             # (B, H)
+
+
+class TorchGRUAttention(TorchModule):
+    def __init__(self):
+        super().__init__()
+        self.embed = torch.nn.Embedding(V, 128)
+        self.encoder = torch.nn.GRU(128, 256, batch_first=True)
+        self.attention = TorchAdditiveAttention()
+        self.decoder = torch.nn.GRUCell(128 + 256, 256)
+        self.out = torch.nn.Linear(512, V)
+
+    def forward(self, src, tgt_in, tgt_out):
+        keys, h_n = self.encoder(self.embed(src))                            # (B, S, H), (1, B, H)
+        projected_keys = self.attention.key_proj(keys)                       # (B, S, H)
+        h = h_n[0]                                                           # (B, H)
+        features = []
+        for y in self.embed(tgt_in).unbind(1):                               # T of (B, E)
+            context = self.attention(h, keys, projected_keys)                # (B, H)
+            h = self.decoder(torch.cat([y, context], dim=-1), h)             # (B, H)
+            features.append(torch.cat([h, context], dim=-1))                 # (B, 2H)
+        logits = self.out(torch.stack(features, dim=1))                      # (B, T, V)
+        return torch.nn.functional.cross_entropy(logits.reshape(-1, V), tgt_out.reshape(-1))
+
+
+# --------------------------------------------------------------------------- #
+# W3: LSTM language model
+# --------------------------------------------------------------------------- #
+# B batch, T length, H = 512 width, V vocabulary.
+
+class MinigradLSTMLM(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.embed = nn.Embedding(V, 512)
+        self.lstm = nn.LSTM(512, 512, num_layers=2)
+        self.out = nn.Linear(512, V)
+
+    def forward(self, tokens_in, tokens_out):
+        h, _ = self.lstm(self.embed(tokens_in))                              # (B, T, H)
+        logits = self.out(h)                                                 # (B, T, V)
+        return mg.cross_entropy(logits.reshape(-1, V), tokens_out.reshape(-1))
+
+
+class TorchLSTMLM(TorchModule):
+    def __init__(self):
+        super().__init__()
+        self.embed = torch.nn.Embedding(V, 512)
+        self.lstm = torch.nn.LSTM(512, 512, num_layers=2, batch_first=True)
+        self.out = torch.nn.Linear(512, V)
+
+    def forward(self, tokens_in, tokens_out):
+        h, _ = self.lstm(self.embed(tokens_in))                              # (B, T, H)
+        logits = self.out(h)                                                 # (B, T, V)
+        return torch.nn.functional.cross_entropy(logits.reshape(-1, V), tokens_out.reshape(-1))
+
+
+def seq2seq_batch(rng):
+    src = rng.integers(0, V, (32, 32))                                       # (B, S)
+    tgt = rng.integers(0, V, (32, 33))                                       # (B, T + 1)
+    return src, tgt[:, :-1], tgt[:, 1:]
+
+
+def language_model_batch(rng):
+    tokens = rng.integers(0, V, (32, 65))                                    # (B, T + 1)
+    return tokens[:, :-1], tokens[:, 1:]
+
+
+def minigrad_tensors(arrays):
+    return tuple(mg.Tensor(a) for a in arrays)
+
+
+def torch_tensors(arrays):
+    return tuple(torch.from_numpy(a.copy()) for a in arrays)
+
+
+@dataclass
+class Workload:
+    name: str
+    title: str
+    make_batch: callable          # rng -> tuple of NumPy integer arrays
+    minigrad_model: type
+    minigrad_inputs: callable     # arrays -> the model's arguments
+    torch_model: type
+    torch_inputs: callable
+
+
+WORKLOADS = {
+    "W1": Workload("W1", "Transformer (2+2 layers, d 256), B 32, S = T = 32", transformer_batch,
+                   MinigradTransformer, minigrad_transformer_inputs,
+                   TorchTransformer, torch_transformer_inputs),
+    "W2": Workload("W2", "GRU + Bahdanau attention (H 256), B 32, S = T = 32", seq2seq_batch,
+                   MinigradGRUAttention, minigrad_tensors, TorchGRUAttention, torch_tensors),
+    "W3": Workload("W3", "LSTM LM (2 layers, H 512), B 32, T 64", language_model_batch,
+                   MinigradLSTMLM, minigrad_tensors, TorchLSTMLM, torch_tensors),
+}
+
+
+# --------------------------------------------------------------------------- #
+# One training step per framework
+# --------------------------------------------------------------------------- #
+
+class Trainer:
+    """A model, its Adam optimizer and the inputs of one batch; ``step()`` trains once."""
+
+    def __init__(self, model, optimizer, inputs):
+        self.model, self.optimizer, self.inputs = model, optimizer, inputs
+
+    def loss(self):
+        """The loss on the batch, without training (for the equality check)."""
+        return self.model(*self.inputs).item()
+
+    def step(self):
+        self.optimizer.zero_grad()
+        loss = self.model(*self.inputs)
+        loss.backward()
+        self.optimizer.step()
+        return loss.item()
+
+
+def build_trainers(workload, with_torch):
+    """{"minigrad": Trainer, "PyTorch": Trainer} on one batch, with the same initial weights."""
+    mg.manual_seed(0)
+    arrays = workload.make_batch(np.random.default_rng(0))
+    model = workload.minigrad_model()
+    trainers = {"minigrad": Trainer(model, optim.Adam(model.parameters(), lr=1e-3),
+                                    workload.minigrad_inputs(arrays))}
+    if with_torch:
+        twin = workload.torch_model()
+        twin.load_state_dict({name: torch.from_numpy(array)
+                              for name, array in model.state_dict().items()})
+        trainers["PyTorch"] = Trainer(twin, torch.optim.Adam(twin.parameters(), lr=1e-3),
+                                      workload.torch_inputs(arrays))
+    return trainers
+
+
+def check_losses(workload, trainers):
+    """Both frameworks' initial losses, which must agree: the same math on the same weights."""
+    losses = {label: trainer.loss() for label, trainer in trainers.items()}
+    if "PyTorch" in losses:
+        mine, theirs = losses["minigrad"], losses["PyTorch"]
+        if abs(mine - theirs) > LOSS_RTOL * abs(theirs):
+            raise SystemExit(f"{workload.name}: initial losses differ beyond {LOSS_RTOL} relative: "
+                             f"minigrad {mine!r}, PyTorch {theirs!r}; the comparison would not be fair")
+    return losses
+
+
+def timed_medians(trainers, warmup, repeat):
+    """Alternate the frameworks step by step; the median seconds of each after warm-up."""
+    times = {label: [] for label in trainers}
+    for round_ in range(warmup + repeat):
+        for label, trainer in trainers.items():
+            gc.collect()
+            start = time.perf_counter()
+            trainer.step()
+            elapsed = time.perf_counter() - start
+            if round_ >= warmup:
+                times[label].append(elapsed)
+    return {label: statistics.median(seconds) for label, seconds in times.items()}
+
+
+def minigrad_peak_bytes(trainer):
+    """tracemalloc's peak over one step: what the step allocates on top of what exists."""
+    trainer.optimizer.zero_grad()
+    gc.collect()
+    tracemalloc.start()
+    try:
+        trainer.step()
+        return tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+
+
+def torch_peak_bytes(trainer):
+    """The peak of PyTorch's CPU allocator total over one step (its profiler), or None."""
+    trainer.optimizer.zero_grad(set_to_none=True)
+    gc.collect()
+    try:
+        from torch._C._profiler import _EventType
+        from torch.profiler import ProfilerActivity, profile
+        with profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
+            trainer.step()
+        totals = []
+        nodes = list(prof.profiler.kineto_results.experimental_event_tree())
+        while nodes:
+            node = nodes.pop()
+            if node.tag == _EventType.Allocation:
+                totals.append(node.extra_fields.total_allocated)
+            nodes.extend(node.children)
+    except (ImportError, AttributeError, RuntimeError):
+        return None
+    return max([0, *totals])
+
+
+# --------------------------------------------------------------------------- #
+# The run
+# --------------------------------------------------------------------------- #
+
+def run_workload(workload, warmup, repeat):
+    trainers = build_trainers(workload, with_torch=torch is not None)
+    losses = check_losses(workload, trainers)
+    medians = timed_medians(trainers, warmup, repeat)
+    peaks = {"minigrad": minigrad_peak_bytes(trainers["minigrad"])}
+    if "PyTorch" in trainers:
+        peaks["PyTorch"] = torch_peak_bytes(trainers["PyTorch"])
+    return {"workload": workload, "losses": losses, "median_s": medians, "peak_bytes": peaks}
+
+
+def run_overhead():
+    """overhead.py's rows (its own timing: best of runs of many calls)."""
+    import overhead
+    return overhead.run("numpy", number=2000, repeats=7)
+
+
+def profile_workload(workload, warmup, top=10):
+    """cProfile one minigrad step after warm-up; print the top minigrad functions."""
+    trainer = build_trainers(workload, with_torch=False)["minigrad"]
+    for _ in range(warmup):
+        trainer.step()
+    gc.collect()
+    profiler = cProfile.Profile()
+    profiler.runcall(trainer.step)
+    stats = pstats.Stats(profiler).sort_stats("cumulative")
+    print(f"## cProfile of one minigrad step: {workload.name}, {workload.title}\n")
+    print(f"total {stats.total_tt * 1e3:.0f} ms under the profiler; top {top} functions of "
+          f"minigrad/ by cumulative time:\n")
+    stats.print_stats(r"minigrad[/\\]", top)
+
+
+def limit_threads(threads):
+    """Apply the thread count in-process; return threadpoolctl's limiter (kept alive) or None."""
+    if torch is not None:
+        torch.set_num_threads(threads)
+    if threadpoolctl is not None:
+        return threadpoolctl.threadpool_limits(limits=threads)
+    return None
+
+
+def cpu_model():
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def thread_report(threads):
+    """What each thread pool was told, and what it reports where it can."""
+    parts = [f"--threads {threads}"]
+    if torch is not None:
+        parts.append(f"torch.get_num_threads() = {torch.get_num_threads()}")
+    if threadpoolctl is not None:
+        pools = threadpoolctl.threadpool_info()
+        parts.append("threadpoolctl: " + ", ".join(
+            f"{pool['internal_api']} {pool['num_threads']}" for pool in pools))
+    else:
+        parts.append("threadpoolctl not installed; environment: " + ", ".join(
+            f"{name}={os.environ.get(name, 'unset')}" for name in THREAD_VARIABLES))
+    return "; ".join(parts)
+
+
+def print_header(args, load_before):
+    torch_note = f"PyTorch {torch.__version__} (CPU)" if torch is not None \
+        else "PyTorch not installed (minigrad's numbers only)"
+    print("# minigrad training step against PyTorch (CPU)\n")
+    print(f"- machine: {cpu_model()}, {os.cpu_count()} CPUs; {platform.platform()}")
+    print(f"- Python {platform.python_version()}, NumPy {np.__version__}, {torch_note}, "
+          f"minigrad {mg.__version__}")
+    print(f"- threads: {thread_report(args.threads)}")
+    print(f"- float32, Adam lr 1e-3; median of {args.repeat} steps after {args.warmup} warm-up "
+          f"steps, the frameworks alternating step by step")
+    print(f"- load average at start (1, 5, 15 min): {load_before}")
+
+
+def print_losses(results):
+    print("\nInitial loss on the batch (same weights in both; must agree within 1e-4 relative):\n")
+    for result in results:
+        cells = ", ".join(f"{label} {loss:.6f}" for label, loss in result["losses"].items())
+        print(f"- {result['workload'].name}: {cells}")
+
+
+def megabytes(n):
+    return "n/a" if n is None else f"{n / 1e6:.1f}"
+
+
+def print_table(results):
+    with_torch = torch is not None
+    header = ["workload", "minigrad ms"] + (["PyTorch ms", "ratio"] if with_torch else []) \
+        + ["minigrad peak MB"] + (["torch peak MB"] if with_torch else [])
+    print()
+    print("| " + " | ".join(header) + " |")
+    print("|" + "|".join(["---"] + ["---:"] * (len(header) - 1)) + "|")
+    for result in results:
+        workload, medians, peaks = result["workload"], result["median_s"], result["peak_bytes"]
+        cells = [f"{workload.name} {workload.title}", f"{medians['minigrad'] * 1e3:.1f}"]
+        if with_torch:
+            cells += [f"{medians['PyTorch'] * 1e3:.1f}",
+                      f"{medians['minigrad'] / medians['PyTorch']:.2f}x"]
+        cells.append(megabytes(peaks["minigrad"]))
+        if with_torch:
+            cells.append(megabytes(peaks["PyTorch"]))
+        print("| " + " | ".join(cells) + " |")
+    print("\nratio = minigrad ms / PyTorch ms (below 1.00x: minigrad faster). "
+          "Peak MB: what one step allocates on top of the parameters and Adam state.")
+
+
+def print_overhead(rows):
+    labels = [label for label in rows[0]["us_per_op"] if label != "NumPy"]
+    header = ["per-op overhead (overhead.py)", "mode"] + [f"{label} µs" for label in labels] \
+        + (["minigrad/PyTorch"] if "PyTorch" in labels else [])
+    print()
+    print("| " + " | ".join(header) + " |")
+    print("|" + "|".join(["---"] * 2 + ["---:"] * (len(header) - 2)) + "|")
+    for row in rows:
+        cells = [row["workload"], row["mode"]] + [f"{row['us_per_op'][label]:.2f}" for label in labels]
+        if "PyTorch" in labels:
+            cells.append(f"{row['ratios']['minigrad/PyTorch']:.1f}x")
+        print("| " + " | ".join(cells) + " |")
+    print("\n(best of 7 runs of 2000 calls each, garbage collector off; see benchmarks/overhead.py)")
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    limiter = limit_threads(args.threads)     # noqa: F841 (its limits hold while it lives)
+    if args.profile:
+        for name in args.profile:
+            profile_workload(WORKLOADS[name], args.warmup)
+        return
+    load_before = ", ".join(f"{x:.2f}" for x in os.getloadavg())
+    print_header(args, load_before)
+    results = [run_workload(WORKLOADS[name], args.warmup, args.repeat)
+               for name in args.workloads if name in WORKLOADS]
+    if results:
+        print_losses(results)
+        print_table(results)
+    if "overhead" in args.workloads:
+        print_overhead(run_overhead())
+    print(f"\nload average at the end (1, 5, 15 min): "
+          f"{', '.join(f'{x:.2f}' for x in os.getloadavg())}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,68 @@
+"""The attention core as one fused op: scores, mask, softmax and weighted sum, with
+one hand-derived backward (Vaswani et al., 2017, §3.2.1).
+
+Forward, for q (..., T, d), k (..., S, d), v (..., S, d_v) and a fixed mask M:
+
+    A = q k^T * scale + M         (..., T, S)   M: -inf where not allowed, or added floats
+    P = softmax(A)                (..., T, S)   a row with every key masked: all zeros
+    O = P v                       (..., T, d_v)
+
+Backward, with gO = dL/dO and gP = dL/dP (nonzero when the weights P are used too):
+
+    gv  = P^T gO
+    gP += gO v^T
+    gA  = P (.) (gP - sum_s gP (.) P)           the softmax's Jacobian, from its output
+    gq  = gA k * scale;    gk = gA^T q * scale
+
+Composed from ops, the same core builds a graph of six (matmul, scale, mask, softmax,
+matmul) whose backward keeps each intermediate; here only q, k, v and P are kept.
+The composed version (``minigrad.nn.scaled_dot_product.attention_weights`` then a
+matmul) is the test oracle.
+"""
+from minigrad.backend import get_array_module
+from minigrad.function import Function
+from minigrad.ops.reductions import stable_shift
+
+__all__ = ["attention_fused"]
+
+
+class Attention(Function):
+    """(q, k, v) -> (O, P); masks and scale are constants of the call."""
+
+    def __init__(self, scale, bool_mask=None, float_mask=None):
+        self.scale, self.bool_mask, self.float_mask = scale, bool_mask, float_mask
+
+    def forward(self, q, k, v):
+        xp = get_array_module(q)
+        scores = (q @ xp.swapaxes(k, -1, -2)) * self.scale                  # (..., T, S)
+        if self.float_mask is not None:
+            scores = scores + self.float_mask
+        if self.bool_mask is not None:
+            scores = xp.where(self.bool_mask, float("-inf"), scores)
+        e = xp.exp(scores - stable_shift(scores, -1))                      # a masked row: shift 0
+        total = e.sum(axis=-1, keepdims=True)
+        p = e / xp.where(total == 0, 1, total)                             # (..., T, S)
+        self.save_for_backward(q, k, v, p)
+        return p @ v, p                                                    # (..., T, d_v), (..., T, S)
+
+    def backward(self, go, gp):
+        q, k, v, p = self.saved
+        xp = get_array_module(go)
+        # O = P v
+        gv = xp.swapaxes(p, -1, -2) @ go                                   # (..., S, d_v)
+        gp = gp + go @ xp.swapaxes(v, -1, -2)                              # (..., T, S)
+        # P = softmax(A): gA_j = P_j (gP_j - sum_i gP_i P_i)
+        ga = p * (gp - (gp * p).sum(axis=-1, keepdims=True))
+        ga *= self.scale                                                   # A = q k^T * scale + M
+        gq = ga @ k                                                        # (..., T, d)
+        gk = xp.swapaxes(ga, -1, -2) @ q                                   # (..., S, d)
+        return gq, gk, gv
+
+
+def attention_fused(q, k, v, scale, bool_mask=None, float_mask=None):
+    """(O, P) of the module docstring. q, k, v share their leading (batch, head) shape;
+    the masks are backend arrays broadcastable to (..., T, S), or None."""
+    if q.shape[:-2] != k.shape[:-2] or k.shape[:-2] != v.shape[:-2]:
+        raise ValueError(f"attention_fused: q, k and v need one leading shape, got "
+                         f"{q.shape}, {k.shape}, {v.shape}")
+    return Attention(scale, bool_mask, float_mask)(q, k, v)
