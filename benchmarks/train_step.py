@@ -29,15 +29,22 @@ batch of random token ids is used at every step. Three models, as issue 6 names 
 minigrad builds each model (seed 0); PyTorch's twin has the same parameter names
 and loads minigrad's ``state_dict`` (``load_state_dict`` of tensors), so both
 frameworks start from the same weights and do the same math. Before timing, each
-framework's loss on the batch is computed and the two must agree within 1e-4
-(relative), or the run stops: a ratio of two different computations says nothing.
+framework trains CHECK_STEPS = 3 steps and the losses of those steps (the initial
+loss, then after one and two Adam updates) must agree within 1e-4 (relative), or
+the run stops: a ratio of two different computations says nothing. The initial
+loss alone would be a weak check: with small random output weights it is close
+to log V whatever the model computes; the later ones test the backward and the
+update too. (Measured: they agree to about 1e-7.)
 
 Timing: the frameworks alternate step by step in one process (a minigrad step,
 then a PyTorch step, and again), so that both see the same machine state, load
 and clock. ``--warmup`` rounds are run and dropped, then the median of
 ``--repeat`` timed steps is reported. The garbage collector is left on (a
 training loop pays for it), and ``gc.collect()`` runs, untimed, before every step,
-so that no step pays for collecting the other framework's garbage.
+so that no step pays for collecting the other framework's garbage; the objects
+that exist before timing (both libraries, the models) are frozen out of the
+collector's sight (``gc.freeze``), so that minigrad's collections do not scan
+PyTorch's quarter-million objects, which a minigrad-only process would not have.
 
 Threads: both frameworks get ``--threads`` (default: every CPU of the machine).
 The environment variables OMP_NUM_THREADS, OPENBLAS_NUM_THREADS and
@@ -47,6 +54,14 @@ sets PyTorch's intra-op pool; if ``threadpoolctl`` is installed it also limits,
 and reports, every BLAS and OpenMP pool loaded in the process. Without it, the
 BLAS thread count shown is the environment's, as set here. (When this file is
 imported instead of run, only torch.set_num_threads and threadpoolctl apply.)
+Not controlled: PyTorch's inter-op pool (an eager training step does not use
+it), and how long each pool's idle threads spin before they sleep: OpenBLAS's
+and OpenMP's workers may still spin for a moment when the other framework's step
+begins. With threads = cores, any other load on the machine (or a pool still
+spinning) slows a multi-threaded step a lot; on the 2-core machine this was
+written on, single steps were sometimes 10x slower while the machine was busy, and
+medians moved by about 15 % between runs. The alternation gives both frameworks
+the same conditions; on a busy machine raise ``--repeat`` or use ``--threads 1``.
 
 Peak memory, per step, in MB (10^6 bytes), measured in one extra, untimed step
 after the timing, gradients already freed (``zero_grad``) before it starts, so
@@ -72,17 +87,32 @@ The per-op overhead rows (``--workloads ...,overhead``) are ``overhead.py``'s ru
 with its own method and defaults (best of 7 runs of 2000 calls, µs per op); see
 that file.
 
+PyTorch is optional (not a dependency of minigrad): without it the equality
+check is skipped and the tables show minigrad's numbers only. ``--profile W1,W3`` times
+nothing: it runs cProfile over one minigrad step of each workload (after
+``--warmup`` steps) and prints the top 10 functions of minigrad's files by
+cumulative and by own time, to see where a step's time goes.
+
 Why a ratio in one run, not a wall-clock assertion: milliseconds depend on the
 CPU, its load and its BLAS; the two frameworks measured side by side share all of
 that, so the ratio minigrad/PyTorch is what carries over between machines.
 
-    python benchmarks/train_step.py                          # about 2-3 minutes on 2 cores
+    python benchmarks/train_step.py                          # about 1 minute on 2 idle cores
     python benchmarks/train_step.py --workloads W3 --repeat 20 --threads 1
     python benchmarks/train_step.py --profile W1,W3          # cProfile of one minigrad step
 """
 import argparse
+import contextlib
+import cProfile
+import gc
 import os
+import platform
+import pstats
+import statistics
 import sys
+import time
+import tracemalloc
+from dataclasses import dataclass
 
 WORKLOAD_NAMES = ("W1", "W2", "W3", "overhead")
 MODEL_WORKLOADS = ("W1", "W2", "W3")
@@ -109,15 +139,16 @@ def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--workloads", type=workload_list, default=list(WORKLOAD_NAMES),
                         help="comma-separated, from W1,W2,W3,overhead (default: all)")
-    parser.add_argument("--repeat", type=int, default=10,
-                        help="timed steps per framework and workload; the median is reported (default 10)")
+    parser.add_argument("--repeat", type=int, default=20,
+                        help="timed steps per framework and workload; the median is reported (default 20)")
     parser.add_argument("--warmup", type=int, default=3,
                         help="untimed steps per framework before timing (default 3)")
     parser.add_argument("--threads", type=int, default=os.cpu_count(),
                         help=f"threads for both frameworks (default: all CPUs, {os.cpu_count()} here)")
     parser.add_argument("--profile", type=model_workload_list, metavar="W1,W3",
                         help="instead of the table, cProfile one minigrad step (after --warmup) "
-                             "of each workload and print its top 10 minigrad functions")
+                             "of each workload and print its top 10 minigrad functions by "
+                             "cumulative and by own time")
     args = parser.parse_args(argv)
     if args.repeat < 1 or args.warmup < 0 or args.threads < 1:
         parser.error("--repeat and --threads must be at least 1, --warmup at least 0")
@@ -127,17 +158,9 @@ def parse_args(argv=None):
 # The thread counts must be in the environment before NumPy (OpenBLAS) and PyTorch
 # (OpenMP, MKL) are loaded: they read them once, at import.
 if __name__ == "__main__":
+    threads = str(parse_args().threads)
     for variable in THREAD_VARIABLES:
-        os.environ[variable] = str(parse_args().threads)
-
-import cProfile           # noqa: E402
-import gc                 # noqa: E402
-import platform           # noqa: E402
-import pstats             # noqa: E402
-import statistics         # noqa: E402
-import time               # noqa: E402
-import tracemalloc        # noqa: E402
-from dataclasses import dataclass   # noqa: E402
+        os.environ[variable] = threads
 
 # This checkout's minigrad, and overhead.py beside this file.
 BENCHMARKS = os.path.dirname(os.path.abspath(__file__))
@@ -150,17 +173,18 @@ import minigrad as mg     # noqa: E402
 from minigrad import nn, optim   # noqa: E402
 
 try:
-    import torch
+    import torch          # noqa: E402
 except ImportError:
     torch = None
 
 try:
-    import threadpoolctl
+    import threadpoolctl  # noqa: E402
 except ImportError:
     threadpoolctl = None
 
 V = 1000                                  # vocabulary of every workload
 LOSS_RTOL = 1e-4
+CHECK_STEPS = 3
 TorchModule = torch.nn.Module if torch is not None else object
 
 
@@ -368,10 +392,6 @@ class Trainer:
     def __init__(self, model, optimizer, inputs):
         self.model, self.optimizer, self.inputs = model, optimizer, inputs
 
-    def loss(self):
-        """The loss on the batch, without training (for the equality check)."""
-        return self.model(*self.inputs).item()
-
     def step(self):
         self.optimizer.zero_grad()
         loss = self.model(*self.inputs)
@@ -396,14 +416,19 @@ def build_trainers(workload, with_torch):
     return trainers
 
 
-def check_losses(workload, trainers):
-    """Both frameworks' initial losses, which must agree: the same math on the same weights."""
-    losses = {label: trainer.loss() for label, trainer in trainers.items()}
+def check_same_math(workload, trainers):
+    """Train each framework CHECK_STEPS steps; their losses must agree step by step.
+
+    Returns {label: [loss before the first update, after one update, ...]}."""
+    losses = {label: [trainer.step() for _ in range(CHECK_STEPS)]
+              for label, trainer in trainers.items()}
     if "PyTorch" in losses:
-        mine, theirs = losses["minigrad"], losses["PyTorch"]
-        if abs(mine - theirs) > LOSS_RTOL * abs(theirs):
-            raise SystemExit(f"{workload.name}: initial losses differ beyond {LOSS_RTOL} relative: "
-                             f"minigrad {mine!r}, PyTorch {theirs!r}; the comparison would not be fair")
+        for step, (mine, theirs) in enumerate(zip(losses["minigrad"], losses["PyTorch"])):
+            if abs(mine - theirs) > LOSS_RTOL * abs(theirs):
+                raise SystemExit(
+                    f"{workload.name}: the losses after {step} Adam updates differ beyond "
+                    f"{LOSS_RTOL} relative: minigrad {mine!r}, PyTorch {theirs!r}; the "
+                    f"frameworks do not compute the same thing, so the timing would not be fair")
     return losses
 
 
@@ -433,6 +458,20 @@ def minigrad_peak_bytes(trainer):
         tracemalloc.stop()
 
 
+@contextlib.contextmanager
+def stderr_to_devnull():
+    """Silence C++ writes to file descriptor 2 (the profiler logs its start and stop there)."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with open(os.devnull, "w") as devnull:
+        os.dup2(devnull.fileno(), 2)
+    try:
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+
+
 def torch_peak_bytes(trainer):
     """The peak of PyTorch's CPU allocator total over one step (its profiler), or None."""
     trainer.optimizer.zero_grad(set_to_none=True)
@@ -440,7 +479,8 @@ def torch_peak_bytes(trainer):
     try:
         from torch._C._profiler import _EventType
         from torch.profiler import ProfilerActivity, profile
-        with profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
+        with stderr_to_devnull(), profile(activities=[ProfilerActivity.CPU],
+                                          profile_memory=True) as prof:
             trainer.step()
         totals = []
         nodes = list(prof.profiler.kineto_results.experimental_event_tree())
@@ -460,11 +500,19 @@ def torch_peak_bytes(trainer):
 
 def run_workload(workload, warmup, repeat):
     trainers = build_trainers(workload, with_torch=torch is not None)
-    losses = check_losses(workload, trainers)
-    medians = timed_medians(trainers, warmup, repeat)
-    peaks = {"minigrad": minigrad_peak_bytes(trainers["minigrad"])}
-    if "PyTorch" in trainers:
-        peaks["PyTorch"] = torch_peak_bytes(trainers["PyTorch"])
+    losses = check_same_math(workload, trainers)
+    # Everything alive now (modules of both libraries, models, optimizers) moves out
+    # of the collector's sight while timing: a collection then scans only what the
+    # steps make, and minigrad does not pay for scanning PyTorch's objects.
+    gc.collect()
+    gc.freeze()
+    try:
+        medians = timed_medians(trainers, warmup, repeat)
+        peaks = {"minigrad": minigrad_peak_bytes(trainers["minigrad"])}
+        if "PyTorch" in trainers:
+            peaks["PyTorch"] = torch_peak_bytes(trainers["PyTorch"])
+    finally:
+        gc.unfreeze()
     return {"workload": workload, "losses": losses, "median_s": medians, "peak_bytes": peaks}
 
 
@@ -482,20 +530,21 @@ def profile_workload(workload, warmup, top=10):
     gc.collect()
     profiler = cProfile.Profile()
     profiler.runcall(trainer.step)
-    stats = pstats.Stats(profiler).sort_stats("cumulative")
+    stats = pstats.Stats(profiler)
     print(f"## cProfile of one minigrad step: {workload.name}, {workload.title}\n")
-    print(f"total {stats.total_tt * 1e3:.0f} ms under the profiler; top {top} functions of "
-          f"minigrad/ by cumulative time:\n")
-    stats.print_stats(r"minigrad[/\\]", top)
+    print(f"total {stats.total_tt * 1e3:.0f} ms under the profiler\n")
+    for order, meaning in (("cumulative", "cumulative time (the function and what it calls)"),
+                           ("tottime", "own time (excluding what it calls)")):
+        print(f"### top {top} functions of minigrad/ by {meaning}")
+        stats.sort_stats(order).print_stats(r"minigrad[/\\]", top)
 
 
 def limit_threads(threads):
-    """Apply the thread count in-process; return threadpoolctl's limiter (kept alive) or None."""
+    """Apply the thread count in this process (the limits hold until the process ends)."""
     if torch is not None:
         torch.set_num_threads(threads)
     if threadpoolctl is not None:
-        return threadpoolctl.threadpool_limits(limits=threads)
-    return None
+        threadpoolctl.threadpool_limits(limits=threads)
 
 
 def cpu_model():
@@ -532,15 +581,18 @@ def print_header(args, load_before):
     print(f"- Python {platform.python_version()}, NumPy {np.__version__}, {torch_note}, "
           f"minigrad {mg.__version__}")
     print(f"- threads: {thread_report(args.threads)}")
+    alternating = ", the frameworks alternating step by step" if torch is not None else ""
     print(f"- float32, Adam lr 1e-3; median of {args.repeat} steps after {args.warmup} warm-up "
-          f"steps, the frameworks alternating step by step")
+          f"steps{alternating}")
     print(f"- load average at start (1, 5, 15 min): {load_before}")
 
 
 def print_losses(results):
-    print("\nInitial loss on the batch (same weights in both; must agree within 1e-4 relative):\n")
+    same = " (the same weights; each step agrees within 1e-4 relative)" if torch is not None else ""
+    print(f"\nLosses on the batch: initial, after 1 and {CHECK_STEPS - 1} Adam updates{same}:\n")
     for result in results:
-        cells = ", ".join(f"{label} {loss:.6f}" for label, loss in result["losses"].items())
+        cells = "; ".join(f"{label} " + ", ".join(f"{loss:.6f}" for loss in losses)
+                          for label, losses in result["losses"].items())
         print(f"- {result['workload'].name}: {cells}")
 
 
@@ -565,8 +617,11 @@ def print_table(results):
         if with_torch:
             cells.append(megabytes(peaks["PyTorch"]))
         print("| " + " | ".join(cells) + " |")
-    print("\nratio = minigrad ms / PyTorch ms (below 1.00x: minigrad faster). "
-          "Peak MB: what one step allocates on top of the parameters and Adam state.")
+    print()
+    if with_torch:
+        print("ratio = minigrad ms / PyTorch ms (below 1.00x: minigrad faster).")
+    print("Peak MB: what one step allocates on top of the parameters and the Adam state "
+          "(see the docstring).")
 
 
 def print_overhead(rows):
@@ -586,7 +641,7 @@ def print_overhead(rows):
 
 def main(argv=None):
     args = parse_args(argv)
-    limiter = limit_threads(args.threads)     # noqa: F841 (its limits hold while it lives)
+    limit_threads(args.threads)
     if args.profile:
         for name in args.profile:
             profile_workload(WORKLOADS[name], args.warmup)

@@ -88,8 +88,14 @@ def _add_to(grads, tensor, grad):
 def _accumulate_leaf(tensor, grad):
     # A copy on first write: the same array may be handed to several inputs
     # (the backward of x + y returns gy twice), and .grad is the user's to edit.
-    grad = grad.copy() if tensor.grad is None else tensor.grad + grad
-    tensor.grad = _as_array(grad, tensor)
+    # Later gradients are added in place, as PyTorch does: no new array per addition
+    # (a recurrent weight gets one per time step).
+    if tensor.grad is None:
+        tensor.grad = _as_array(grad.copy(), tensor)
+    elif tensor.grad.shape == grad.shape and tensor.grad.dtype == grad.dtype:
+        tensor.grad += grad
+    else:
+        tensor.grad = _as_array(tensor.grad + grad, tensor)
 
 
 def _topological_order(roots):
