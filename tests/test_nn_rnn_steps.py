@@ -69,3 +69,33 @@ def test_fused_step_keeps_float32(kind):
     out = run(fused, inputs(kind, 2, 3, True, "numpy", dtype="float32"), True)
     for y in (out if isinstance(out, tuple) else (out,)):
         assert y.dtype == np.float32
+
+
+# -- the whole LSTM direction as one op (ops/nn_lstm_sequence.py) --------------------------
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@settings(deadline=None)
+@given(T=st.integers(1, 5), B=st.integers(1, 3), H=st.integers(1, 4), layers=st.integers(1, 2),
+       bidirectional=st.booleans(), bias=st.booleans(), use_lengths=st.booleans(), seed=st.integers(0, 2**16))
+def test_lstm_sequence_op_equals_the_per_step_loop(backend, T, B, H, layers, bidirectional, bias,
+                                                   use_lengths, seed):
+    import minigrad as mg
+    from minigrad.nn import LSTM
+    rng = np.random.default_rng(seed)
+    lengths = rng.integers(1, T + 1, B).tolist() if use_lengths else None
+    x_data = rng.standard_normal((B, T, 3))
+    upstream = rng.standard_normal((B, T, H * (2 if bidirectional else 1)))
+    results = {}
+    for fused in (True, False):
+        mg.manual_seed(seed)
+        lstm = LSTM(3, H, num_layers=layers, bias=bias, bidirectional=bidirectional).double().to(backend)
+        lstm.fused_sequence = fused
+        x = tensor(x_data, backend, requires_grad=True)
+        out, (h_n, c_n) = lstm(x, lengths=lengths)
+        mg.autograd.backward([out, h_n, c_n], [tensor(upstream, backend).data,
+                                               tensor(np.ones(h_n.shape), backend).data,
+                                               tensor(np.full(c_n.shape, 0.5), backend).data])
+        results[fused] = [out.numpy(), h_n.numpy(), c_n.numpy(), mg.backend.to_numpy(x.grad)] + \
+            [mg.backend.to_numpy(p.grad) for p in lstm.parameters()]
+    for a, b in zip(results[True], results[False]):
+        assert_close(a, b, rtol=1e-10, atol=1e-12)

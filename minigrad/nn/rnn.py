@@ -54,6 +54,7 @@ from minigrad.nn.functional import linear
 from minigrad.nn.module import Module
 from minigrad.nn.parameter import Parameter
 from minigrad.nn.rnn_cell import check_positive_int, gru_step, lstm_step
+from minigrad.ops.nn_lstm_sequence import lstm_sequence_fused
 from minigrad.ops import concatenate, dropout, split, stack, where
 from minigrad.tensor import Tensor
 
@@ -279,10 +280,25 @@ class LSTM(_RNNBase):
 
     num_gates = 4
     state_names = ("h_0", "c_0")
+    fused_sequence = True          # False: the per-step loop (the reference)
 
     def _step(self, gi, state, weight_hh, bias_hh):
         h, c = state
         return lstm_step(gi, h, c, weight_hh, bias_hh)
+
+    def _run_direction(self, x, state, masks, weights, reverse):
+        """The whole direction as one fused op (``ops/nn_lstm_sequence.py``): the same
+        steps as the per-step loop of the base class (its test oracle), with the
+        recurrent weight's gradient as one product over all steps."""
+        if not self.fused_sequence:
+            return super()._run_direction(x, state, masks, weights, reverse)
+        weight_ih, weight_hh, bias_ih, bias_hh = weights
+        gi = linear(x, weight_ih, bias_ih)                                # (T, B, 4H)
+        mask = None
+        if masks is not None:
+            mask = get_array_module(x.data).stack([m.data for m in masks])   # (T, B, 1)
+        output, h, c = lstm_sequence_fused(gi, state[0], state[1], weight_hh, bias_hh, mask, reverse)
+        return output, (h, c)                                             # (T, B, H), (B, H) x 2
 
     def forward(self, x, hx=None, lengths=None):
         if hx is None:

@@ -9,7 +9,9 @@
     fused (nn_*)  softmax log_softmax cross_entropy embedding dropout layer_norm,
                   each with a ``*_composed`` reference built from the ops above;
                   gru_step_fused lstm_step_fused (nn_gru_step, nn_lstm_step), whose
-                  references are ``minigrad.nn.rnn_cell.*_step_composed``
+                  references are ``minigrad.nn.rnn_cell.*_step_composed``;
+                  lstm_sequence_fused (nn_lstm_sequence: a whole LSTM direction) and
+                  attention_fused (nn_attention: the attention core)
 """
 from minigrad.ops.elementwise import (
     abs, add, astype, clip, div, exp, gelu, log, maximum, minimum, mul, neg, pow,
