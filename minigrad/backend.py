@@ -204,6 +204,15 @@ def backend_of(array):
     )
 
 
+def is_array(value):
+    """Whether ``value`` is an array of a minigrad backend (NumPy or CuPy)."""
+    try:
+        backend_of(value)
+        return True
+    except TypeError:
+        return False
+
+
 def get_array_module(*arrays):
     """The array module (``numpy`` or ``cupy``) of the first array given."""
     return backend_of(arrays[0]).xp

@@ -197,12 +197,8 @@ def _until_eos(row, eos_id):
 def _host_attention(attn):
     """A step's attention weights to NumPy: (B, S) for RNNs, or per layer (B, h, S)."""
     if isinstance(attn, (list, tuple)):
-        return [_host_attention_one(a) for a in attn]
-    return _host_attention_one(attn)
-
-
-def _host_attention_one(a):
-    return a.numpy() if isinstance(a, Tensor) else _backend.to_numpy(a)
+        return [a.numpy() for a in attn]
+    return attn.numpy()
 
 
 def _row(step, b):

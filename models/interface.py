@@ -20,7 +20,7 @@ from minigrad.tensor import Tensor
 __all__ = ["padding_mask", "as_lengths"]
 
 
-def as_lengths(lengths, like):
+def as_lengths(lengths):
     """``lengths`` (a list, array or Tensor of B ints) as a host list of Python ints."""
     if isinstance(lengths, Tensor):
         lengths = lengths.numpy()
@@ -33,5 +33,5 @@ def padding_mask(lengths, S, like):
     """Boolean (B, S) on ``like``'s backend: True at padded positions s >= length."""
     xp = _backend.backend_of(like.data).xp
     positions = xp.arange(S)[None, :]                                      # (1, S)
-    lengths = xp.asarray(as_lengths(lengths, like))[:, None]               # (B, 1)
+    lengths = xp.asarray(as_lengths(lengths))[:, None]               # (B, 1)
     return Tensor(positions >= lengths)                                    # (B, S)

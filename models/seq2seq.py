@@ -112,7 +112,7 @@ class RNNSeq2Seq(nn.Module):
     # -- encoder ----------------------------------------------------------------
     def encode(self, src, src_lengths):
         """Read the source once: annotations, their padding mask, the decoder's s_0."""
-        lengths = as_lengths(src_lengths, src)
+        lengths = as_lengths(src_lengths)
         B, S = src.shape
         x = self.dropout(self.src_embed(src))                               # (B, S, E)
         memory, final = self.encoder(x, lengths=lengths)                    # (B, S, H or 2H)

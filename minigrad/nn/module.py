@@ -155,16 +155,7 @@ class Module:
         """An ordered dict, dotted name -> NumPy array (a copy), of every parameter
         and persistent buffer, as ``torch.nn.Module.state_dict`` (a shared
         parameter appears under each of its names, as there)."""
-        state = OrderedDict()
-        for module_name, module in self.named_modules():
-            dot = f"{module_name}." if module_name else ""
-            for name, param in module._parameters.items():
-                if param is not None:
-                    state[dot + name] = param.numpy().copy()
-            for name, buf in module._buffers.items():
-                if buf is not None and name not in module._non_persistent:
-                    state[dot + name] = buf.numpy().copy()
-        return state
+        return OrderedDict((name, tensor.numpy().copy()) for name, tensor in self._state_tensors().items())
 
     def _state_tensors(self):
         tensors = OrderedDict()
@@ -195,9 +186,7 @@ class Module:
         for key, target in own.items():
             if key not in state_dict:
                 continue
-            value = state_dict[key]
-            array = value.numpy() if isinstance(value, Tensor) else _backend.to_numpy(value) \
-                if _is_backend_array(value) else np.asarray(value)
+            array = _host_array(state_dict[key])
             if tuple(array.shape) != tuple(target.shape):
                 mismatched.append(f"{key}: expected shape {tuple(target.shape)}, got {tuple(array.shape)}")
             arrays[key] = array
@@ -286,12 +275,13 @@ class Module:
         return head + "\n  " + "\n  ".join(lines) + "\n)"
 
 
-def _is_backend_array(value):
-    try:
-        _backend.backend_of(value)
-        return True
-    except TypeError:
-        return False
+def _host_array(value):
+    """A state_dict entry (Tensor, backend array, or anything numpy.asarray takes) in NumPy."""
+    if isinstance(value, Tensor):
+        return value.numpy()
+    if _backend.is_array(value):
+        return _backend.to_numpy(value)
+    return np.asarray(value)
 
 
 def _move(array, backend):

@@ -38,15 +38,21 @@ def apply_attention_mask(scores, mask, name="attn_mask"):
     """scores with a boolean mask (True -> -inf) or a float mask (added) applied."""
     if mask is None:
         return scores
-    mask = as_tensor(mask, like=scores)
-    if not _broadcasts_to(mask.shape, scores.shape):
-        raise ValueError(f"{name} of shape {mask.shape} does not broadcast to the "
-                         f"attention scores of shape {scores.shape}")
+    mask = _checked_mask(mask, scores.shape, scores, name)
     if mask.dtype.kind == "b":
         return where(mask, float("-inf"), scores)
-    if mask.dtype.kind == "f":
-        return scores + Tensor(mask.data.astype(scores.dtype, copy=False))
-    raise TypeError(f"{name}: expected a boolean or float mask, got dtype {mask.dtype}")
+    return scores + Tensor(mask.data.astype(scores.dtype, copy=False))
+
+
+def _checked_mask(mask, scores_shape, like, name):
+    """``mask`` as a Tensor, checked: boolean or float, broadcastable to the scores."""
+    mask = as_tensor(mask, like=like)
+    if not _broadcasts_to(mask.shape, scores_shape):
+        raise ValueError(f"{name} of shape {mask.shape} does not broadcast to the "
+                         f"attention scores of shape {scores_shape}")
+    if mask.dtype.kind not in "bf":
+        raise TypeError(f"{name}: expected a boolean or float mask, got dtype {mask.dtype}")
+    return mask
 
 
 def attention_weights(q, k, attn_mask=None, is_causal=False, scale=None):
@@ -130,17 +136,12 @@ def _mask_arrays(masks, scores_shape, like):
     for mask, name in masks:
         if mask is None:
             continue
-        mask = as_tensor(mask, like=like)
-        if not _broadcasts_to(mask.shape, scores_shape):
-            raise ValueError(f"{name} of shape {mask.shape} does not broadcast to the "
-                             f"attention scores of shape {scores_shape}")
+        mask = _checked_mask(mask, scores_shape, like, name)
         if mask.dtype.kind == "b":
             bool_mask = mask.data if bool_mask is None else bool_mask | mask.data
-        elif mask.dtype.kind == "f":
+        else:
             values = mask.data.astype(like.dtype, copy=False)
             float_mask = values if float_mask is None else float_mask + values
-        else:
-            raise TypeError(f"{name}: expected a boolean or float mask, got dtype {mask.dtype}")
     return bool_mask, float_mask
 
 

@@ -3,7 +3,8 @@ import operator
 
 from minigrad.tensor import Tensor, as_tensor
 
-__all__ = ["normalize_axes", "sum_to", "reduced_shape", "drop_axes", "float_operands", "as_float"]
+__all__ = ["normalize_axes", "sum_to", "reduced_shape", "drop_axes", "float_operands", "as_float",
+           "sigmoid_array"]
 
 
 def normalize_axes(axis, ndim, op_name):
@@ -69,3 +70,9 @@ def as_float(x):
     """x as a Tensor, an integer or boolean one cast to float32 (for exp, mean, softmax, ...)."""
     x = as_tensor(x)
     return x if x.dtype.kind == "f" else Tensor(x.data.astype("float32"))
+
+
+def sigmoid_array(xp, x):
+    """1 / (1 + e^-x) on a backend array, written through tanh: stable for large |x|
+    in both directions, one fused-friendly expression (the fused recurrent ops)."""
+    return 0.5 * (xp.tanh(0.5 * x) + 1.0)

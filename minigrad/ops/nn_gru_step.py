@@ -22,13 +22,9 @@ The composed version (``minigrad.nn.rnn_cell.gru_step_composed``) is the test or
 """
 from minigrad.backend import get_array_module
 from minigrad.function import Function
+from minigrad.ops._util import sigmoid_array
 
 __all__ = ["gru_step_fused"]
-
-
-def _sigmoid(xp, x):
-    # 1 / (1 + e^-x) through tanh: stable for large |x| in both directions
-    return 0.5 * (xp.tanh(0.5 * x) + 1.0)
 
 
 class GRUStep(Function):
@@ -40,8 +36,8 @@ class GRUStep(Function):
         gh = h @ weight_hh.T                                         # (B, 3H)
         if bias_hh is not None:
             gh += bias_hh
-        r = _sigmoid(xp, gi[:, :H] + gh[:, :H])                      # (B, H)
-        z = _sigmoid(xp, gi[:, H:2 * H] + gh[:, H:2 * H])            # (B, H)
+        r = sigmoid_array(xp, gi[:, :H] + gh[:, :H])                      # (B, H)
+        z = sigmoid_array(xp, gi[:, H:2 * H] + gh[:, H:2 * H])            # (B, H)
         gh_n = gh[:, 2 * H:]                                         # (B, H)
         n = xp.tanh(gi[:, 2 * H:] + r * gh_n)                        # (B, H)
         # Saved for backward: the gates (their derivatives come from them), gh_n, h, W_hh.

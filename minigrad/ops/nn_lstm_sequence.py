@@ -20,13 +20,9 @@ The per-step ops, run in a Python loop, are the test oracle (``minigrad.nn.rnn``
 """
 from minigrad.backend import get_array_module
 from minigrad.function import Function
+from minigrad.ops.nn_lstm_step import lstm_cell_backward, lstm_cell_forward
 
 __all__ = ["lstm_sequence_fused"]
-
-
-def _sigmoid(xp, x):
-    # 1 / (1 + e^-x) through tanh: stable for large |x| in both directions
-    return 0.5 * (xp.tanh(0.5 * x) + 1.0)
 
 
 class LSTMSequence(Function):
@@ -51,10 +47,7 @@ class LSTMSequence(Function):
             a = gi[t] + h @ weight_hh.T                                      # (B, 4H)
             if bias_hh is not None:
                 a += bias_hh
-            i, f = _sigmoid(xp, a[:, :H]), _sigmoid(xp, a[:, H:2 * H])
-            g, o = xp.tanh(a[:, 2 * H:3 * H]), _sigmoid(xp, a[:, 3 * H:])
-            c_new = f * c + i * g
-            tanh_c[t] = xp.tanh(c_new)
+            i, f, g, o, c_new, tanh_c[t] = lstm_cell_forward(xp, a, c)      # each (B, H)
             h_new = o * tanh_c[t]
             gates[t, :, :H], gates[t, :, H:2 * H], gates[t, :, 2 * H:3 * H], gates[t, :, 3 * H:] = i, f, g, o
             if self.mask is None:
@@ -82,14 +75,9 @@ class LSTMSequence(Function):
                 m = self.mask[t]
                 gh_new = xp.where(m, gout[t] + gh, 0.0)
                 gc_new = xp.where(m, gc, 0.0)
-            # h' = o tanh(c'), c' = f c + i g: the step's backward (nn_lstm_step.py)
-            gc_total = gc_new + gh_new * o * (1.0 - tanh_c[t] * tanh_c[t])
-            g_a[t, :, :H] = gc_total * g * i * (1.0 - i)
-            g_a[t, :, H:2 * H] = gc_total * c_prev[t] * f * (1.0 - f)
-            g_a[t, :, 2 * H:3 * H] = gc_total * i * (1.0 - g * g)
-            g_a[t, :, 3 * H:] = gh_new * tanh_c[t] * o * (1.0 - o)
+            # the step's backward (nn_lstm_step.py)
+            g_a[t], gc_from_step = lstm_cell_backward(xp, gh_new, gc_new, i, f, g, o, tanh_c[t], c_prev[t])
             gh_from_step = g_a[t] @ weight_hh                                # (B, H)
-            gc_from_step = gc_total * f
             if self.mask is None:
                 gh, gc = gh_from_step, gc_from_step
             else:

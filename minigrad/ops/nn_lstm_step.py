@@ -20,13 +20,35 @@ The composed version (``minigrad.nn.rnn_cell.lstm_step_composed``) is the test o
 """
 from minigrad.backend import get_array_module
 from minigrad.function import Function
+from minigrad.ops._util import sigmoid_array
 
-__all__ = ["lstm_step_fused"]
+__all__ = ["lstm_step_fused", "lstm_cell_forward", "lstm_cell_backward"]
 
 
-def _sigmoid(xp, x):
-    # 1 / (1 + e^-x) through tanh: stable for large |x| in both directions
-    return 0.5 * (xp.tanh(0.5 * x) + 1.0)
+def lstm_cell_forward(xp, a, c):
+    """Gates and new state from the pre-activations a (B, 4H) and the cell state c (B, H):
+    (i, f, g, o, c', tanh(c')), each (B, H); h' = o tanh(c')."""
+    H = c.shape[-1]
+    i = sigmoid_array(xp, a[:, :H])                                  # input gate
+    f = sigmoid_array(xp, a[:, H:2 * H])                             # forget gate
+    g = xp.tanh(a[:, 2 * H:3 * H])                                   # candidate
+    o = sigmoid_array(xp, a[:, 3 * H:])                              # output gate
+    c_new = f * c + i * g                                            # (B, H)
+    return i, f, g, o, c_new, xp.tanh(c_new)
+
+
+def lstm_cell_backward(xp, gh_new, gc_new, i, f, g, o, tanh_c, c):
+    """(g_a (B, 4H), gc (B, H)): the gradients of the pre-activations and of the old
+    cell state, from those of h' and c' (the module docstring's equations)."""
+    # h' = o tanh(c')
+    go = gh_new * tanh_c
+    gc = gc_new + gh_new * o * (1.0 - tanh_c * tanh_c)
+    # c' = f c + i g
+    g_ai = gc * g * i * (1.0 - i)
+    g_af = gc * c * f * (1.0 - f)
+    g_ag = gc * i * (1.0 - g * g)
+    g_ao = go * o * (1.0 - o)
+    return xp.concatenate([g_ai, g_af, g_ag, g_ao], axis=-1), gc * f
 
 
 class LSTMStep(Function):
@@ -34,16 +56,10 @@ class LSTMStep(Function):
 
     def forward(self, gi, h, c, weight_hh, bias_hh=None):
         xp = get_array_module(gi)
-        H = h.shape[-1]
         a = gi + h @ weight_hh.T                                     # (B, 4H)
         if bias_hh is not None:
             a += bias_hh
-        i = _sigmoid(xp, a[:, :H])                                   # input gate
-        f = _sigmoid(xp, a[:, H:2 * H])                              # forget gate
-        g = xp.tanh(a[:, 2 * H:3 * H])                               # candidate
-        o = _sigmoid(xp, a[:, 3 * H:])                               # output gate
-        c_new = f * c + i * g                                        # (B, H)
-        tanh_c = xp.tanh(c_new)                                      # (B, H)
+        i, f, g, o, c_new, tanh_c = lstm_cell_forward(xp, a, c)      # each (B, H)
         # Saved for backward: the gates and tanh(c') (their derivatives come from them),
         # the inputs c and h, and W_hh.
         self.save_for_backward(i, f, g, o, tanh_c, c, h, weight_hh)
@@ -52,17 +68,8 @@ class LSTMStep(Function):
 
     def backward(self, gh_new, gc_new):
         i, f, g, o, tanh_c, c, h, weight_hh = self.saved
-        xp = get_array_module(gh_new)
-        # h' = o tanh(c')
-        go = gh_new * tanh_c
-        gc = gc_new + gh_new * o * (1.0 - tanh_c * tanh_c)
-        # c' = f c + i g
-        g_ai = gc * g * i * (1.0 - i)
-        g_af = gc * c * f * (1.0 - f)
-        g_ag = gc * i * (1.0 - g * g)
-        g_ao = go * o * (1.0 - o)
-        g_a = xp.concatenate([g_ai, g_af, g_ag, g_ao], axis=-1)      # (B, 4H)
-        grads = (g_a, g_a @ weight_hh, gc * f, g_a.T @ h)            # gi, h, c, W_hh
+        g_a, gc = lstm_cell_backward(get_array_module(gh_new), gh_new, gc_new, i, f, g, o, tanh_c, c)
+        grads = (g_a, g_a @ weight_hh, gc, g_a.T @ h)                # gi, h, c, W_hh
         if self.has_bias:
             grads += (g_a.sum(axis=0),)                              # (4H,)
         return grads

@@ -44,7 +44,7 @@ class Optimizer:
         index = {id(p): i for i, p in enumerate(self.parameters())}
         state = {}
         for pid, entries in self.state.items():
-            state[index[pid]] = {k: _backend.to_numpy(v) if _is_array(v) else v
+            state[index[pid]] = {k: _backend.to_numpy(v) if _backend.is_array(v) else v
                                  for k, v in entries.items()}
         groups = [{k: v for k, v in g.items() if k != "params"} | {"params": [index[id(p)] for p in g["params"]]}
                   for g in self.param_groups]
@@ -71,10 +71,3 @@ class Optimizer:
                                  if hasattr(v, "shape") and v.shape == p.shape else v
                                  for k, v in entries.items()}
 
-
-def _is_array(value):
-    try:
-        _backend.backend_of(value)
-        return True
-    except TypeError:
-        return False
