@@ -57,27 +57,28 @@ class Function:
     """Base class of every differentiable op (see the module docstring)."""
 
     def __call__(self, *inputs):
-        inputs = _same_backend_tensors(inputs, type(self).__name__)
-        _check_float_dtypes(inputs, type(self).__name__)
-        self.needs_input_grad = tuple(x.requires_grad for x in inputs)
+        inputs = _checked_inputs(inputs, type(self).__name__)
+        self.needs_input_grad = needs = tuple([x.requires_grad for x in inputs])
         self._saved = ()
         ys = self.forward(*[x.data for x in inputs])
         single = not isinstance(ys, tuple)
-        ys = (ys,) if single else ys
 
-        requires_grad = _grad_enabled and any(self.needs_input_grad)
-        outputs = tuple(Tensor._from_op(y, requires_grad and y.dtype.kind == "f") for y in ys)
-        if requires_grad:
-            self.inputs = inputs
-            # Weak references: the graph must not keep an unused output alive.
-            self.outputs = [weakref.ref(t) for t in outputs]
-            self.output_meta = [(y.shape, y.dtype) for y in ys]
-            self.freed = False
-            for t in outputs:
-                if t.requires_grad:
-                    t.creator = self
-        else:
-            self._saved = None            # nothing will call backward: drop buffers
+        if not (_grad_enabled and True in needs):      # no graph: wrap the outputs, keep nothing
+            self._saved = None
+            if single:
+                return Tensor._from_op(ys, False)
+            return tuple([Tensor._from_op(y, False) for y in ys])
+
+        ys = (ys,) if single else ys
+        outputs = tuple([Tensor._from_op(y, y.dtype.kind == "f") for y in ys])
+        self.inputs = inputs
+        # Weak references: the graph must not keep an unused output alive.
+        self.outputs = [weakref.ref(t) for t in outputs]
+        self.output_meta = [(y.shape, y.dtype) for y in ys]
+        self.freed = False
+        for t in outputs:
+            if t.requires_grad:
+                t.creator = self
         return outputs[0] if single else outputs
 
     # -- what subclasses write -------------------------------------------------
@@ -113,14 +114,32 @@ class Function:
         return f"<{type(self).__name__}>"
 
 
+def _checked_inputs(inputs, op_name):
+    """Inputs as Tensors, all on one backend and of at most one float dtype.
+
+    The common case (Tensors whose arrays share one type and one dtype) is checked
+    in a single pass: this runs on every op, so its cost is the framework's per-op
+    overhead. Anything else takes the full check, which names what is wrong.
+    """
+    first = inputs[0]
+    if isinstance(first, Tensor):
+        array_type, dtype = type(first.data), first.data.dtype
+        for x in inputs:
+            if not isinstance(x, Tensor) or type(x.data) is not array_type or x.data.dtype != dtype:
+                break
+        else:
+            return inputs
+    inputs = _same_backend_tensors(inputs, op_name)
+    _check_float_dtypes(inputs, op_name)
+    return inputs
+
+
 def _same_backend_tensors(inputs, op_name):
     """Inputs as Tensors, all on one backend; never an implicit copy between two."""
     tensors = inputs
     if not all(isinstance(x, Tensor) for x in inputs):
         like = next((x for x in inputs if isinstance(x, Tensor)), None)
         tensors = tuple(x if isinstance(x, Tensor) else as_tensor(x, like=like) for x in inputs)
-    if len({type(t.data) for t in tensors}) == 1:        # the common case, checked fast
-        return tensors
     backends = {backend_of(t.data).name for t in tensors}
     if len(backends) > 1:
         raise BackendError(
@@ -132,8 +151,6 @@ def _same_backend_tensors(inputs, op_name):
 
 def _check_float_dtypes(inputs, op_name):
     """Refuse float32 mixed with float64: NumPy would silently upcast."""
-    if len(inputs) == 1:
-        return
     floats = {t.dtype for t in inputs if t.dtype.kind == "f"}
     if len(floats) > 1:
         names = " and ".join(sorted(str(dtype) for dtype in floats))
