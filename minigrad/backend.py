@@ -43,10 +43,16 @@ class Backend:
         array_type:  the class of its arrays (``isinstance`` tells the backend).
         rng:         a ``Generator`` with ``random(size, dtype)`` and
                      ``standard_normal(size, dtype)``, reseeded by ``manual_seed``.
+        cache_block: how many elements a chain of in-place elementwise ops (the
+                     optimizer updates) should take at a time, so that each block
+                     of its operands is read from memory once and stays in cache
+                     for the whole chain; None runs each op over whole arrays (a
+                     GPU, where every op is a kernel launch over all elements).
     """
 
-    def __init__(self, name, xp, array_type, from_numpy, to_numpy, make_rng, erf):
+    def __init__(self, name, xp, array_type, from_numpy, to_numpy, make_rng, erf, cache_block=None):
         self.name = name
+        self.cache_block = cache_block
         self.xp = xp
         self.array_type = array_type
         self._from_numpy = from_numpy
@@ -107,6 +113,10 @@ def _make_numpy_backend():
         to_numpy=lambda a: numpy.array(a, copy=True),
         make_rng=numpy.random.default_rng,
         erf=_numpy_erf,
+        # 131,072 elements: 512 KB per float32 operand, 2.5 MB for p, g, m, v and a
+        # scratch block, in L3. Measured (Adam, 2-core EPYC): 25M parameters 79 -> 45 ms
+        # a step against whole arrays; smaller blocks lose to Python's per-call cost.
+        cache_block=131072,
     )
 
 

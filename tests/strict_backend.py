@@ -238,4 +238,5 @@ def make_strict_backend():
         to_numpy=lambda a: a._a.copy(),
         make_rng=_StrictGenerator,
         erf=lambda x: StrictArray(_numpy_erf(x._a)),
+        cache_block=1000,        # small, so blocked updates cross blocks on small test arrays
     )

@@ -11,13 +11,21 @@ scale then distorts); AdamW decays the weights directly, p = p - lr * wd * p,
 """
 import math
 
-from minigrad.backend import get_array_module
+from minigrad.backend import backend_of
 from minigrad.optim.optimizer import Optimizer
 
 __all__ = ["Adam", "AdamW"]
 
 
 class Adam(Optimizer):
+    """Adam; AdamW when ``decoupled`` (the class attribute). See the module docstring.
+
+    The update runs in place with one scratch array and, on the CPU, block by
+    block (``_adam_update``): a block of p, g, m and v (the backend's
+    ``cache_block`` elements) is read into cache once and every step of the
+    formula runs on it there, instead of a dozen passes over the whole arrays
+    through memory with a fresh temporary for each."""
+
     decoupled = False
 
     def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0):
@@ -32,28 +40,21 @@ class Adam(Optimizer):
             for p in group["params"]:
                 if p.grad is None:
                     continue
-                xp = get_array_module(p.data)
-                g = p.grad
+                xp = backend_of(p.data).xp
                 state = self.state.setdefault(id(p), {})
                 if not state:
                     state["step"] = 0
                     state["exp_avg"] = xp.zeros_like(p.data)
                     state["exp_avg_sq"] = xp.zeros_like(p.data)
                 state["step"] += 1
-                t, m, v = state["step"], state["exp_avg"], state["exp_avg_sq"]
-                if wd and self.decoupled:
-                    p.data *= 1.0 - lr * wd
-                elif wd:
-                    g = g + wd * p.data
-                m *= beta1
-                m += (1.0 - beta1) * g
-                v *= beta2
-                v += (1.0 - beta2) * (g * g)
+                t = state["step"]
                 # bias corrections: m and v start at 0, so early averages are too small
-                step_size = lr / (1.0 - beta1 ** t)
-                denom = xp.sqrt(v) * (1.0 / math.sqrt(1.0 - beta2 ** t))
-                denom += eps
-                p.data -= step_size * (m / denom)
+                scalars = dict(beta1=beta1, beta2=beta2, eps=eps,
+                               step_size=lr / (1.0 - beta1 ** t),
+                               inv_sqrt_bias2=1.0 / math.sqrt(1.0 - beta2 ** t),
+                               decay=1.0 - lr * wd if self.decoupled else 1.0,
+                               l2=0.0 if self.decoupled else wd)
+                _adam_update(p.data, p.grad, state["exp_avg"], state["exp_avg_sq"], **scalars)
 
 
 class AdamW(Adam):
@@ -61,3 +62,46 @@ class AdamW(Adam):
 
     def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=1e-2):
         super().__init__(params, lr=lr, betas=betas, eps=eps, weight_decay=weight_decay)
+
+
+def _adam_update(p, g, m, v, *, beta1, beta2, eps, step_size, inv_sqrt_bias2, decay, l2):
+    """One Adam step in place on the arrays p, m, v (g is only read), one cache
+    block at a time where the backend has a ``cache_block`` and the arrays are
+    contiguous (so a flat view of each shares its memory); else whole arrays."""
+    backend = backend_of(p)
+    xp, block = backend.xp, backend.cache_block
+    arrays = (p, g, m, v)
+    if block is None or p.size <= block or not all(a.flags.c_contiguous for a in arrays):
+        _adam_block(xp, *arrays, xp.empty_like(p), beta1, beta2, eps, step_size, inv_sqrt_bias2, decay, l2)
+        return
+    flat = [a.reshape(-1) for a in arrays]                                # 4 views of (N,)
+    scratch = xp.empty(block, dtype=p.dtype)                              # (block,)
+    for start in range(0, p.size, block):
+        piece = slice(start, start + block)
+        n = min(block, p.size - start)
+        _adam_block(xp, *(a[piece] for a in flat), scratch[:n],
+                    beta1, beta2, eps, step_size, inv_sqrt_bias2, decay, l2)
+
+
+def _adam_block(xp, p, g, m, v, tmp, beta1, beta2, eps, step_size, inv_sqrt_bias2, decay, l2):
+    """The formula on one block, in place; ``tmp`` is scratch of the block's shape."""
+    if decay != 1.0:
+        p *= decay                                        # AdamW: p = (1 - lr wd) p
+    if l2:
+        g = g + l2 * p                                    # Adam's L2 term: a new array, g is the user's
+    # m = beta1 m + (1 - beta1) g
+    m *= beta1
+    xp.multiply(g, 1.0 - beta1, out=tmp)
+    m += tmp
+    # v = beta2 v + (1 - beta2) g^2
+    v *= beta2
+    xp.multiply(g, g, out=tmp)
+    tmp *= 1.0 - beta2
+    v += tmp
+    # p = p - step_size m / (sqrt(v) / sqrt(1 - beta2^t) + eps)
+    xp.sqrt(v, out=tmp)
+    tmp *= inv_sqrt_bias2
+    tmp += eps
+    xp.divide(m, tmp, out=tmp)
+    tmp *= step_size
+    p -= tmp
