@@ -201,6 +201,31 @@ def test_whole_model_gradcheck(kind, backend):
                fast_mode=True)
 
 
+@pytest.mark.parametrize("kind", list(TINY))
+def test_a_float32_training_step_makes_no_float64_array(kind, monkeypatch):
+    """No silent float64: every array an op makes in forward, every gradient, and the
+    Adam state stay float32 (NumPy upcasts quietly, e.g. float32 with a float64 table)."""
+    mg.manual_seed(1)
+    model = TINY[kind]()
+    made = []
+    from_op = mg.Tensor._from_op.__func__
+    monkeypatch.setattr(mg.Tensor, "_from_op", classmethod(
+        lambda cls, data, requires_grad: made.append(data.dtype) or from_op(cls, data, requires_grad)))
+    src, lengths, tgt_in, tgt_out = batch([np.array([3, 4, 5]), np.array([5, 3])],
+                                          [np.array([4, 3, 6]), np.array([5, 3, 4])])
+    opt = optim.Adam(model.parameters(), lr=1e-3)
+    loss = F.cross_entropy(model(src, lengths, tgt_in)[0].reshape(-1, 7), tgt_out.reshape(-1),
+                           ignore_index=PAD)
+    loss.backward()
+    opt.step()
+    floats = {str(dtype) for dtype in made if dtype.kind == "f"}
+    assert floats == {"float32"}, f"{kind}: op outputs of dtypes {floats}"
+    arrays = [p.grad for p in model.parameters()] + [a for state in opt.state.values()
+                                                      for a in state.values() if hasattr(a, "dtype")]
+    assert {str(a.dtype) for a in arrays} == {"float32"}
+    assert all(p.dtype == np.float32 for p in model.parameters())
+
+
 # -- the Transformer: cache and causality; every model on every backend -------------
 
 def tiny_transformer(norm_first=False, backend="numpy"):
