@@ -12,6 +12,7 @@ import math
 
 import numpy as np
 import pytest
+from hypothesis import given, settings, strategies as st
 
 import minigrad as mg
 from minigrad import nn
@@ -345,6 +346,33 @@ def assert_normal(values, mean, std):
     assert abs(v.std() / std - 1) < SIGMAS / math.sqrt(2 * n)
     inside = math.erf(1 / math.sqrt(2))                        # 0.6827 (a uniform of this std: 0.577)
     assert abs((np.abs(v - mean) < std).mean() - inside) < SIGMAS * math.sqrt(inside * (1 - inside) / n)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@settings(deadline=None)
+@given(lead=st.lists(st.integers(0, 3), max_size=3), n_in=st.integers(0, 4), n_out=st.integers(1, 4),
+       bias=st.booleans(), needs=st.sampled_from([(True, True, True), (True, False, False), (False, True, True),
+                                                   (False, False, True)]),
+       through_sum=st.booleans(), seed=st.integers(0, 2**16))
+def test_fused_linear_op_equals_its_composed_oracle(backend, lead, n_in, n_out, bias, needs, through_sum, seed):
+    """ops/nn_linear.py against matmul + transpose + add: values and the gradient of every
+    input that asks for one (only those), also along a broadcast upstream (a sum's backward)."""
+    from minigrad.nn.functional import linear, linear_composed
+    r = rng(seed)
+    arrays = [r.standard_normal((*lead, n_in)), r.standard_normal((n_out, n_in)), r.standard_normal(n_out)]
+    upstream = r.standard_normal((*lead, n_out))
+    results = []
+    for function in (linear, linear_composed):
+        inputs = [tensor(a, backend, requires_grad=need) for a, need in zip(arrays, needs)]
+        y = function(*inputs[:2], inputs[2] if bias else None)
+        if any(needs[:3 if bias else 2]):
+            (y.sum() if through_sum else y).backward(None if through_sum else tensor(upstream, backend))
+        grads = [None if x.grad is None else to_numpy(x.grad) for x in inputs]
+        results.append([y.numpy(), *grads])
+    for fused, composed in zip(*results):
+        assert (fused is None) == (composed is None)
+        if fused is not None:
+            np.testing.assert_allclose(fused, composed, rtol=1e-12, atol=1e-12)
 
 
 @pytest.mark.parametrize("backend", BACKENDS)

@@ -1,0 +1,62 @@
+"""The affine map of a Linear layer as one op: y = x W^T + b.
+
+Leading axes of x are flattened, so any batch shape is one matrix product
+(N = the product of the leading sizes):
+
+    x (N, in),  W (out, in),  b (out,)  ->  y (N, out)
+
+    y  = x W^T + b              the product written straight into y, b added in place
+
+Backward, with gy = dL/dy (N, out):
+
+    dL/dx = gy W                (N, out) @ (out, in)
+    dL/dW = gy^T x              (out, N) @ (N, in): already W's layout, no transpose
+    dL/db = sum_n gy[n]         (out,)
+
+As one op it makes one array in forward where the composed ``matmul`` of a
+transposed weight plus ``add`` makes two (the product, then the sum), and its
+backward gives the weight gradient in W's own layout. The composed form,
+``linear_composed``, is its test oracle.
+"""
+import math
+
+from minigrad.backend import get_array_module
+from minigrad.function import Function
+
+__all__ = ["linear_fused"]
+
+
+class Linear(Function):
+    """(x (..., in), W (out, in)[, b (out,)]) -> y (..., out)."""
+
+    def forward(self, x, weight, bias=None):
+        self.lead = x.shape[:-1]
+        x2 = x.reshape(math.prod(self.lead), x.shape[-1])               # (N, in)
+        y = x2 @ weight.T                                               # (N, out)
+        if bias is not None:
+            y += bias
+        self.save_for_backward(x2, weight)
+        self.has_bias = bias is not None
+        return y.reshape(*self.lead, weight.shape[0])                   # (..., out)
+
+    def backward(self, gy):
+        x2, weight = self.saved
+        xp = get_array_module(gy)
+        # A broadcast upstream gradient (the backward of a sum, stride 0) would send
+        # the products to NumPy's non-BLAS loop: make it contiguous once.
+        gy2 = xp.ascontiguousarray(gy.reshape(x2.shape[0], weight.shape[0]))   # (N, out)
+        need_x, need_w = self.needs_input_grad[:2]
+        # dL/dx = gy W
+        gx = (gy2 @ weight).reshape(*self.lead, weight.shape[1]) if need_x else None  # (..., in)
+        # dL/dW = gy^T x
+        gw = gy2.T @ x2 if need_w else None                             # (out, in)
+        if not self.has_bias:
+            return gx, gw
+        # dL/db = sum over the N rows of gy
+        gb = gy2.sum(axis=0) if self.needs_input_grad[2] else None      # (out,)
+        return gx, gw, gb
+
+
+def linear_fused(x, weight, bias=None):
+    """y = x W^T + b as one op. x (..., in), W (out, in), b (out,) -> (..., out)."""
+    return Linear()(x, weight) if bias is None else Linear()(x, weight, bias)
