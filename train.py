@@ -31,6 +31,7 @@ import numpy as np
 
 import minigrad as mg
 from minigrad import optim
+from minigrad.allocator import reuse_freed_memory
 from minigrad.data import (
     BOS_ID, EOS_ID, PAD_ID, DataError, TASKS, batches, build_tokenizer, clean_text, encode_pairs, load_tsv,
     make_task,
@@ -255,6 +256,7 @@ def train(args):
         out = args.out
     backend = config["backend"]
     mg.set_backend(backend)                                   # BackendError says why, if it can't
+    reuse_freed_memory()        # a step's arrays reuse the last step's memory (minigrad/allocator.py)
 
     train_pairs, valid_pairs, test_pairs = load_pairs(config)
     if resume:
