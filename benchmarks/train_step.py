@@ -25,6 +25,21 @@ batch of random token ids is used at every step. Three models, as issue 6 names 
     W3  LSTM LM       Embedding(1000, 512), LSTM(512, 512, num_layers=2),
                       Linear(512, 1000); batch 32, length 64; next-token
                       cross-entropy.
+    W4  train.py      the model ``python train.py`` trains by default
+                      (models/transformer.py: Transformer 2+2 layers, d 128, 4
+                      heads, feed-forward 256, embeddings times sqrt(d) plus
+                      sinusoidal positions) on a batch of its default task (64
+                      date pairs, character tokens, padded; source and target
+                      padding masked, padding ignored by the loss), with its
+                      optimizer: Adam betas (0.9, 0.98), lr 2e-3, gradient norm
+                      clipped to 1. Dropout 0 instead of the default 0.1: the two
+                      frameworks would draw different dropout masks, and the
+                      losses could not be checked equal. PyTorch's twin is
+                      written out below (torch.nn.Transformer, the same names).
+
+The tokens/s column is the target tokens of the batch (W4: without padding)
+divided by the median step time: the throughput ``train.py`` reports, without
+its data loading and logging.
 
 minigrad builds each model (seed 0); PyTorch's twin has the same parameter names
 and loads minigrad's ``state_dict`` (``load_state_dict`` of tensors), so both
@@ -45,6 +60,12 @@ so that no step pays for collecting the other framework's garbage; the objects
 that exist before timing (both libraries, the models) are frozen out of the
 collector's sight (``gc.freeze``), so that minigrad's collections do not scan
 PyTorch's quarter-million objects, which a minigrad-only process would not have.
+
+Memory: by default the run first calls ``minigrad.allocator.reuse_freed_memory()``,
+as train.py does: glibc malloc then keeps freed blocks for the next step instead
+of returning them to the kernel and page-faulting them in again. It is a process
+setting, so PyTorch's CPU allocations (also through malloc) get it too.
+``--default-malloc`` leaves glibc's defaults, to see the difference.
 
 Threads: both frameworks get ``--threads`` (default: every CPU of the machine).
 The environment variables OMP_NUM_THREADS, OPENBLAS_NUM_THREADS and
@@ -100,6 +121,7 @@ that, so the ratio minigrad/PyTorch is what carries over between machines.
     python benchmarks/train_step.py                          # about 1 minute on 2 idle cores
     python benchmarks/train_step.py --workloads W3 --repeat 20 --threads 1
     python benchmarks/train_step.py --profile W1,W3          # cProfile of one minigrad step
+    python benchmarks/train_step.py --default-malloc         # without reuse_freed_memory()
 """
 import argparse
 import contextlib
@@ -114,8 +136,8 @@ import time
 import tracemalloc
 from dataclasses import dataclass
 
-WORKLOAD_NAMES = ("W1", "W2", "W3", "overhead")
-MODEL_WORKLOADS = ("W1", "W2", "W3")
+WORKLOAD_NAMES = ("W1", "W2", "W3", "W4", "overhead")
+MODEL_WORKLOADS = ("W1", "W2", "W3", "W4")
 THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
 
 
@@ -138,7 +160,7 @@ def model_workload_list(text):
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--workloads", type=workload_list, default=list(WORKLOAD_NAMES),
-                        help="comma-separated, from W1,W2,W3,overhead (default: all)")
+                        help="comma-separated, from W1,W2,W3,W4,overhead (default: all)")
     parser.add_argument("--repeat", type=int, default=20,
                         help="timed steps per framework and workload; the median is reported (default 20)")
     parser.add_argument("--warmup", type=int, default=3,
@@ -149,6 +171,9 @@ def parse_args(argv=None):
                         help="instead of the table, cProfile one minigrad step (after --warmup) "
                              "of each workload and print its top 10 minigrad functions by "
                              "cumulative and by own time")
+    parser.add_argument("--default-malloc", action="store_true",
+                        help="keep glibc's malloc defaults (by default reuse_freed_memory() is "
+                             "applied, as train.py does)")
     args = parser.parse_args(argv)
     if args.repeat < 1 or args.warmup < 0 or args.threads < 1:
         parser.error("--repeat and --threads must be at least 1, --warmup at least 0")
@@ -171,6 +196,7 @@ import numpy as np        # noqa: E402
 
 import minigrad as mg     # noqa: E402
 from minigrad import nn, optim   # noqa: E402
+from minigrad.allocator import reuse_freed_memory   # noqa: E402
 
 try:
     import torch          # noqa: E402
@@ -182,7 +208,8 @@ try:
 except ImportError:
     threadpoolctl = None
 
-V = 1000                                  # vocabulary of every workload
+V = 1000                                  # vocabulary of W1-W3
+PAD = 0                                   # W4's padding id (minigrad.data.PAD_ID)
 LOSS_RTOL = 1e-4
 CHECK_STEPS = 3
 TorchModule = torch.nn.Module if torch is not None else object
@@ -360,6 +387,99 @@ def torch_tensors(arrays):
     return tuple(torch.from_numpy(a.copy()) for a in arrays)
 
 
+# --------------------------------------------------------------------------- #
+# W4: train.py's default model on a batch of its default task
+# --------------------------------------------------------------------------- #
+# B = 64 pairs, S longest source, T longest target + 1, D = 128, V_src, V_tgt the
+# character vocabularies of the date task.
+
+def train_py_default_config():
+    """train.py's defaults (its own parser), dropout 0 (see the module docstring)."""
+    import train
+    return dict(vars(train.parse_args([])), dropout=0.0)
+
+
+_date_batch = {}
+
+
+def date_task_batch(rng=None):
+    """The first batch of train.py's first epoch: (src, src_lengths, tgt_in, tgt_out)
+    as NumPy arrays, and the two vocabulary sizes. Built once (``rng`` unused: the
+    batch is train.py's, from its seed)."""
+    if not _date_batch:
+        import train
+        from minigrad.data import batches, encode_pairs
+        config = train_py_default_config()
+        train_pairs, _, _ = train.load_pairs(config)
+        src_tok, tgt_tok = train.fit_tokenizers(config, train_pairs)
+        first = batches(encode_pairs(train_pairs, src_tok, tgt_tok), config["batch_size"],
+                        seed=config["seed"], epoch=0)[0]
+        _date_batch.update(arrays=(first.src, first.src_lengths, first.tgt_in, first.tgt_out),
+                           vocab=(src_tok.vocab_size, tgt_tok.vocab_size))
+    return _date_batch["arrays"]
+
+
+class MinigradTrainPyDefault(nn.Module):
+    def __init__(self):
+        super().__init__()
+        from models.factory import build_model
+        date_task_batch()
+        self.model = build_model(train_py_default_config(), *_date_batch["vocab"], pad_id=PAD)
+
+    def forward(self, src, src_lengths, tgt_in, tgt_out):
+        logits, _ = self.model(src, src_lengths, tgt_in)                   # (B, T, V_tgt)
+        return mg.cross_entropy(logits.reshape(-1, logits.shape[-1]), tgt_out.reshape(-1),
+                                ignore_index=PAD)
+
+
+class TorchSeq2SeqTransformer(TorchModule):
+    """models/transformer.py's TransformerSeq2Seq in PyTorch, with its names."""
+
+    def __init__(self, config, src_vocab, tgt_vocab):
+        super().__init__()
+        D = config["d_model"]
+        self.d_model = D
+        self.src_embed = torch.nn.Embedding(src_vocab, D, padding_idx=PAD)
+        self.tgt_embed = torch.nn.Embedding(tgt_vocab, D, padding_idx=PAD)
+        # minigrad's table (not in its state_dict: a non-persistent buffer), as float32
+        from minigrad.nn.positional_encoding import sinusoidal_positional_encoding
+        table = sinusoidal_positional_encoding(config["max_positions"], D, dtype="float32")
+        self.register_buffer("pe", torch.from_numpy(table.numpy()), persistent=False)  # (L, D)
+        self.transformer = torch.nn.Transformer(
+            D, config["heads"], config["layers"], config["layers"], config["ff"], dropout=0.0,
+            batch_first=True)
+        self.generator = torch.nn.Linear(D, tgt_vocab)
+
+    def embed(self, embedding, tokens):
+        return embedding(tokens) * self.d_model ** 0.5 + self.pe[:tokens.shape[1]]  # (B, L, D)
+
+    def forward(self, src, src_lengths, tgt_in):
+        S, T = src.shape[1], tgt_in.shape[1]
+        src_padding = torch.arange(S)[None, :] >= src_lengths[:, None]      # (B, S)
+        causal = torch.ones(T, T, dtype=torch.bool).triu(1)                  # (T, T)
+        memory = self.transformer.encoder(self.embed(self.src_embed, src),
+                                          src_key_padding_mask=src_padding)  # (B, S, D)
+        h = self.transformer.decoder(self.embed(self.tgt_embed, tgt_in), memory, tgt_mask=causal,
+                                     memory_key_padding_mask=src_padding)   # (B, T, D)
+        return self.generator(h)                                             # (B, T, V_tgt)
+
+
+class TorchTrainPyDefault(TorchModule):
+    def __init__(self):
+        super().__init__()
+        self.model = TorchSeq2SeqTransformer(train_py_default_config(), *_date_batch["vocab"])
+
+    def forward(self, src, src_lengths, tgt_in, tgt_out):
+        logits = self.model(src, src_lengths, tgt_in)                        # (B, T, V_tgt)
+        return torch.nn.functional.cross_entropy(logits.reshape(-1, logits.shape[-1]),
+                                                 tgt_out.reshape(-1), ignore_index=PAD)
+
+
+def minigrad_seq2seq_inputs(arrays):
+    src, src_lengths, tgt_in, tgt_out = arrays
+    return mg.Tensor(src), src_lengths, mg.Tensor(tgt_in), mg.Tensor(tgt_out)
+
+
 @dataclass
 class Workload:
     name: str
@@ -369,6 +489,9 @@ class Workload:
     minigrad_inputs: callable     # arrays -> the model's arguments
     torch_model: type
     torch_inputs: callable
+    optimizer: dict = None        # Adam's arguments (default lr 1e-3)
+    clip: float = None            # clip the gradient norm to this before the update
+    tokens: callable = None       # arrays -> target tokens in the batch (default: all of the last)
 
 
 WORKLOADS = {
@@ -379,6 +502,10 @@ WORKLOADS = {
                    MinigradGRUAttention, minigrad_tensors, TorchGRUAttention, torch_tensors),
     "W3": Workload("W3", "LSTM LM (2 layers, H 512), B 32, T 64", language_model_batch,
                    MinigradLSTMLM, minigrad_tensors, TorchLSTMLM, torch_tensors),
+    "W4": Workload("W4", "train.py default: Transformer (2+2, d 128) on dates, B 64", date_task_batch,
+                   MinigradTrainPyDefault, minigrad_seq2seq_inputs, TorchTrainPyDefault, torch_tensors,
+                   optimizer=dict(lr=2e-3, betas=(0.9, 0.98)), clip=1.0,
+                   tokens=lambda arrays: int((arrays[-1] != PAD).sum())),
 }
 
 
@@ -387,15 +514,18 @@ WORKLOADS = {
 # --------------------------------------------------------------------------- #
 
 class Trainer:
-    """A model, its Adam optimizer and the inputs of one batch; ``step()`` trains once."""
+    """A model, its Adam optimizer and the inputs of one batch; ``step()`` trains once
+    (``clip``: the framework's clip_grad_norm_ with its maximum norm, or None)."""
 
-    def __init__(self, model, optimizer, inputs):
-        self.model, self.optimizer, self.inputs = model, optimizer, inputs
+    def __init__(self, model, optimizer, inputs, clip=None):
+        self.model, self.optimizer, self.inputs, self.clip = model, optimizer, inputs, clip
 
     def step(self):
         self.optimizer.zero_grad()
         loss = self.model(*self.inputs)
         loss.backward()
+        if self.clip is not None:
+            self.clip(self.model.parameters())
         self.optimizer.step()
         return loss.item()
 
@@ -405,14 +535,18 @@ def build_trainers(workload, with_torch):
     mg.manual_seed(0)
     arrays = workload.make_batch(np.random.default_rng(0))
     model = workload.minigrad_model()
-    trainers = {"minigrad": Trainer(model, optim.Adam(model.parameters(), lr=1e-3),
-                                    workload.minigrad_inputs(arrays))}
+    adam = workload.optimizer or dict(lr=1e-3)
+    clip = workload.clip
+    trainers = {"minigrad": Trainer(model, optim.Adam(model.parameters(), **adam),
+                                    workload.minigrad_inputs(arrays),
+                                    clip and (lambda params: optim.clip_grad_norm_(params, clip)))}
     if with_torch:
         twin = workload.torch_model()
         twin.load_state_dict({name: torch.from_numpy(array)
                               for name, array in model.state_dict().items()})
-        trainers["PyTorch"] = Trainer(twin, torch.optim.Adam(twin.parameters(), lr=1e-3),
-                                      workload.torch_inputs(arrays))
+        trainers["PyTorch"] = Trainer(twin, torch.optim.Adam(twin.parameters(), **adam),
+                                      workload.torch_inputs(arrays),
+                                      clip and (lambda params: torch.nn.utils.clip_grad_norm_(params, clip)))
     return trainers
 
 
@@ -513,7 +647,10 @@ def run_workload(workload, warmup, repeat):
             peaks["PyTorch"] = torch_peak_bytes(trainers["PyTorch"])
     finally:
         gc.unfreeze()
-    return {"workload": workload, "losses": losses, "median_s": medians, "peak_bytes": peaks}
+    arrays = workload.make_batch(np.random.default_rng(0))
+    tokens = workload.tokens(arrays) if workload.tokens else arrays[-1].size
+    return {"workload": workload, "losses": losses, "median_s": medians, "peak_bytes": peaks,
+            "tokens": tokens}
 
 
 def run_overhead():
@@ -582,8 +719,9 @@ def print_header(args, load_before):
           f"minigrad {mg.__version__}")
     print(f"- threads: {thread_report(args.threads)}")
     alternating = ", the frameworks alternating step by step" if torch is not None else ""
-    print(f"- float32, Adam lr 1e-3; median of {args.repeat} steps after {args.warmup} warm-up "
+    print(f"- float32, Adam (lr 1e-3; W4 as train.py); median of {args.repeat} steps after {args.warmup} warm-up "
           f"steps{alternating}")
+    print(f"- malloc: {args.malloc}")
     print(f"- load average at start (1, 5, 15 min): {load_before}")
 
 
@@ -603,6 +741,7 @@ def megabytes(n):
 def print_table(results):
     with_torch = torch is not None
     header = ["workload", "minigrad ms"] + (["PyTorch ms", "ratio"] if with_torch else []) \
+        + ["minigrad tokens/s"] + (["PyTorch tokens/s"] if with_torch else []) \
         + ["minigrad peak MB"] + (["torch peak MB"] if with_torch else [])
     print()
     print("| " + " | ".join(header) + " |")
@@ -613,6 +752,7 @@ def print_table(results):
         if with_torch:
             cells += [f"{medians['PyTorch'] * 1e3:.1f}",
                       f"{medians['minigrad'] / medians['PyTorch']:.2f}x"]
+        cells += [f"{result['tokens'] / medians[label]:,.0f}" for label in medians]
         cells.append(megabytes(peaks["minigrad"]))
         if with_torch:
             cells.append(megabytes(peaks["PyTorch"]))
@@ -642,6 +782,11 @@ def print_overhead(rows):
 def main(argv=None):
     args = parse_args(argv)
     limit_threads(args.threads)
+    if not args.default_malloc:
+        args.malloc = "reuse_freed_memory() " + ("applied" if reuse_freed_memory() else
+                                                 "not available here (not glibc)")
+    else:
+        args.malloc = "glibc defaults (--default-malloc)"
     if args.profile:
         for name in args.profile:
             profile_workload(WORKLOADS[name], args.warmup)
