@@ -9,7 +9,12 @@ outputs of each step, forward half first.
 
 For each layer and direction the input projections of all T steps, gi_t =
 x_t W_ih^T + b_ih, are one matrix product; only the hidden projection h W_hh^T
-waits for the previous step.
+waits for the previous step. The time loop of a direction is then one fused op
+(``gru_sequence_fused`` / ``lstm_sequence_fused`` of ``minigrad/ops/``): it runs
+the same steps inside its forward and its hand-derived backward, where the
+recurrent weight's gradient is one product over all T steps. Setting a layer's
+``fused_sequence`` to False runs the steps one op call each instead: that loop is
+the readable reference and the fused op's test oracle.
 
 Glossary (PyTorch's names):
 
@@ -54,8 +59,9 @@ from minigrad.nn.functional import linear
 from minigrad.nn.module import Module
 from minigrad.nn.parameter import Parameter
 from minigrad.nn.rnn_cell import check_positive_int, gru_step, lstm_step
-from minigrad.ops.nn_lstm_sequence import lstm_sequence_fused
 from minigrad.ops import concatenate, dropout, split, stack, where
+from minigrad.ops.nn_gru_sequence import gru_sequence_fused
+from minigrad.ops.nn_lstm_sequence import lstm_sequence_fused
 from minigrad.tensor import Tensor
 
 __all__ = ["GRU", "LSTM"]
@@ -63,10 +69,12 @@ __all__ = ["GRU", "LSTM"]
 
 class _RNNBase(Module):
     """The parameters, the loop over layers, directions and time steps, and the
-    checks that GRU and LSTM share. A subclass gives ``num_gates`` and ``_step``."""
+    checks that GRU and LSTM share. A subclass gives ``num_gates``, ``_step`` and
+    ``_sequence``."""
 
     num_gates = None          # 3 for the GRU, 4 for the LSTM
     state_names = None        # ("hx",) for the GRU, ("h_0", "c_0") for the LSTM
+    fused_sequence = True     # False: the per-step loop (the reference)
 
     def __init__(self, input_size, hidden_size, num_layers=1, bias=True, batch_first=True,
                  dropout=0.0, bidirectional=False):
@@ -112,6 +120,11 @@ class _RNNBase(Module):
         """The cell's step: a tuple of states (B, H) -> the next tuple."""
         raise NotImplementedError
 
+    def _sequence(self, gi, state, weight_hh, bias_hh, mask, reverse):
+        """The cell's fused op over a whole direction: gi (T, B, G*H), mask a (T, B, 1)
+        boolean array or None -> outputs (T, B, H) and the final state tuple."""
+        raise NotImplementedError
+
     # -- the forward pass ---------------------------------------------------------
     def _forward(self, x, hx, lengths):
         """Run every layer and direction. ``hx``: one initial state (or None) per name
@@ -124,11 +137,10 @@ class _RNNBase(Module):
         if self.batch_first:
             x = x.swapaxes(0, 1)                                          # (T, B, I)
         T, B, _ = x.shape
-        masks = None
+        mask = None
         if lengths is not None:
             mask = _length_mask(lengths, T, B, x, name)                   # (T, B, 1)
             x = where(mask, x, 0.0)         # padded inputs are zeros: their content never counts
-            masks = [Tensor(mask.data[t]) for t in range(T)]              # T of (B, 1)
         initial = [self._initial_states(state, x, state_name)             # each L*D of (B, H)
                    for state, state_name in zip(hx, self.state_names)]
 
@@ -139,7 +151,7 @@ class _RNNBase(Module):
             for direction in range(self.num_directions):
                 k = layer * self.num_directions + direction               # PyTorch's h_n order
                 output, state = self._run_direction(
-                    layer_input, tuple(states[k] for states in initial), masks,
+                    layer_input, tuple(states[k] for states in initial), mask,
                     self._direction_weights(layer, direction), reverse=direction == 1)
                 outputs.append(output)                                    # (T, B, H)
                 for final, s in zip(finals, state):
@@ -151,12 +163,21 @@ class _RNNBase(Module):
         output = layer_input.swapaxes(0, 1) if self.batch_first else layer_input  # (B, T, D*H)
         return output, tuple(stack(final, axis=0) for final in finals)   # each (L*D, B, H)
 
-    def _run_direction(self, x, state, masks, weights, reverse):
+    def _run_direction(self, x, state, mask, weights, reverse):
         """One layer in one direction: x (T, B, I_layer) -> outputs (T, B, H) and the
-        final state tuple, each (B, H)."""
+        final state tuple, each (B, H). ``mask``: the (T, B, 1) boolean Tensor or None."""
         weight_ih, weight_hh, bias_ih, bias_hh = weights
-        T = x.shape[0]
-        gi = _unbind(linear(x, weight_ih, bias_ih))       # T of (B, G*H): one product for all steps
+        gi = linear(x, weight_ih, bias_ih)                # (T, B, G*H): one product for all steps
+        if self.fused_sequence:
+            return self._sequence(gi, state, weight_hh, bias_hh,
+                                  None if mask is None else mask.data, reverse)
+        return self._step_loop(gi, state, weight_hh, bias_hh, mask, reverse)
+
+    def _step_loop(self, gi, state, weight_hh, bias_hh, mask, reverse):
+        """The direction as a Python loop over ``_step``: the fused op's test oracle."""
+        T = gi.shape[0]
+        gi = _unbind(gi)                                                  # T of (B, G*H)
+        masks = None if mask is None else [Tensor(mask.data[t]) for t in range(T)]  # T of (B, 1)
         outputs = [None] * T
         for t in (range(T - 1, -1, -1) if reverse else range(T)):
             new = self._step(gi[t], state, weight_hh, bias_hh)            # each (B, H)
@@ -236,6 +257,10 @@ class GRU(_RNNBase):
         (h,) = state
         return (gru_step(gi, h, weight_hh, bias_hh),)
 
+    def _sequence(self, gi, state, weight_hh, bias_hh, mask, reverse):
+        output, h = gru_sequence_fused(gi, state[0], weight_hh, bias_hh, mask, reverse)
+        return output, (h,)                                               # (T, B, H), (B, H)
+
     def forward(self, x, hx=None, lengths=None):
         output, (h_n,) = self._forward(x, (hx,), lengths)
         return output, h_n
@@ -280,23 +305,12 @@ class LSTM(_RNNBase):
 
     num_gates = 4
     state_names = ("h_0", "c_0")
-    fused_sequence = True          # False: the per-step loop (the reference)
 
     def _step(self, gi, state, weight_hh, bias_hh):
         h, c = state
         return lstm_step(gi, h, c, weight_hh, bias_hh)
 
-    def _run_direction(self, x, state, masks, weights, reverse):
-        """The whole direction as one fused op (``ops/nn_lstm_sequence.py``): the same
-        steps as the per-step loop of the base class (its test oracle), with the
-        recurrent weight's gradient as one product over all steps."""
-        if not self.fused_sequence:
-            return super()._run_direction(x, state, masks, weights, reverse)
-        weight_ih, weight_hh, bias_ih, bias_hh = weights
-        gi = linear(x, weight_ih, bias_ih)                                # (T, B, 4H)
-        mask = None
-        if masks is not None:
-            mask = get_array_module(x.data).stack([m.data for m in masks])   # (T, B, 1)
+    def _sequence(self, gi, state, weight_hh, bias_hh, mask, reverse):
         output, h, c = lstm_sequence_fused(gi, state[0], state[1], weight_hh, bias_hh, mask, reverse)
         return output, (h, c)                                             # (T, B, H), (B, H) x 2
 

@@ -10,7 +10,9 @@
                   each with a ``*_composed`` reference built from the ops above;
                   gru_step_fused lstm_step_fused (nn_gru_step, nn_lstm_step), whose
                   references are ``minigrad.nn.rnn_cell.*_step_composed``;
-                  lstm_sequence_fused (nn_lstm_sequence: a whole LSTM direction) and
+                  gru_sequence_fused lstm_sequence_fused (nn_gru_sequence,
+                  nn_lstm_sequence: a whole GRU / LSTM direction), whose reference is
+                  the per-step loop of ``minigrad.nn.rnn``; and
                   attention_fused (nn_attention: the attention core)
 """
 from minigrad.ops.elementwise import (

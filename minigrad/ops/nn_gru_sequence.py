@@ -1,0 +1,101 @@
+"""A whole GRU layer direction as one fused op: the time loop runs inside forward
+and backward, so the recurrent weight's gradient is one matrix product over all
+T * B rows instead of T small ones (the per-step form is ``nn_gru_step.py``).
+
+Forward, for t = 0 .. T-1 (T-1 .. 0 when ``reverse``), from gi = x W_ih^T + b_ih:
+
+    gh     = h W_hh^T + b_hh                           (B, 3H)
+    h_new  = GRU step (gi[t], gh, h)                   the equations of nn_gru_step.py
+    h      = where(m_t, h_new, h)                      a padded step keeps the state
+    out[t] = where(m_t, h_new, 0)                      and outputs zero
+
+Backward, the loop in reverse, with g_h the gradient reaching the running state h:
+
+    gy      = m_t (gout[t] + g_h)                      (g_h (1 - m_t) passes by)
+    g_gi[t], g_gh[t] = the step's projection gradients (nn_gru_step.py) from gy
+    g_h     = gy z_t + g_gh[t] W_hh + (1 - m_t) g_h
+    gW_hh   = sum_t g_gh[t]^T h_prev[t] = G_gh^T H_prev  (one product, (3H, T*B) @ (T*B, H))
+    gb_hh   = sum_{t,b} g_gh[t];          g_gi = G_gi
+
+Shapes: gi (T, B, 3H); h0 (B, H); W_hh (3H, H); b_hh (3H,); mask (T, B, 1) boolean,
+True at real steps, or None (every step real); out (T, B, H); h_T (B, H).
+
+The per-step ops, run in a Python loop, are the test oracle (``minigrad.nn.rnn``).
+"""
+from minigrad.backend import get_array_module
+from minigrad.function import Function
+from minigrad.ops.nn_gru_step import gru_cell_backward, gru_cell_forward
+
+__all__ = ["gru_sequence_fused"]
+
+
+class GRUSequence(Function):
+    """(gi, h0, W_hh[, b_hh]) -> (out, h_T).  gi (T, B, 3H); h0 (B, H); out (T, B, H).
+    ``mask`` (T, B, 1) boolean or None; ``reverse`` runs t backwards."""
+
+    def __init__(self, mask, reverse):
+        self.mask, self.reverse = mask, reverse
+
+    def forward(self, gi, h0, weight_hh, bias_hh=None):
+        xp = get_array_module(gi)
+        T, B, _ = gi.shape
+        H = h0.shape[-1]
+        gates = xp.empty((T, B, 3 * H), dtype=gi.dtype)     # r, z, n after their activations
+        gh_n = xp.empty((T, B, H), dtype=gi.dtype)          # h W_hn^T + b_hn, inside n's tanh
+        h_prev = xp.empty((T, B, H), dtype=gi.dtype)        # the state each step read
+        out = xp.empty((T, B, H), dtype=gi.dtype)
+        # W_hh^T made contiguous once: BLAS multiplies by it faster than by a transposed view
+        weight_hh_T = xp.ascontiguousarray(weight_hh.T)                      # (H, 3H)
+        h = h0
+        for t in (range(T - 1, -1, -1) if self.reverse else range(T)):
+            h_prev[t] = h
+            gh = h @ weight_hh_T                                             # (B, 3H)
+            if bias_hh is not None:
+                gh += bias_hh
+            gh_n[t] = gh[:, 2 * H:]                                          # (B, H)
+            h_new = gru_cell_forward(xp, gi[t], gh, h, gates[t])             # (B, H)
+            if self.mask is None:
+                h, out[t] = h_new, h_new
+            else:
+                m = self.mask[t]                                             # (B, 1)
+                h = xp.where(m, h_new, h)
+                out[t] = xp.where(m, h_new, 0.0)
+        # Saved for backward: the gates (their derivatives come from them), gh_n, the
+        # state each step read, and W_hh.
+        self.save_for_backward(gates, gh_n, h_prev, weight_hh)
+        self.has_bias = bias_hh is not None
+        return out, h
+
+    def backward(self, gout, g_h_T):
+        gates, gh_n, h_prev, weight_hh = self.saved
+        xp = get_array_module(gout)
+        T, B, H = gout.shape
+        g_gi = xp.empty((T, B, 3 * H), dtype=gout.dtype)
+        g_gh = xp.empty((T, B, 3 * H), dtype=gout.dtype)
+        g_h = g_h_T
+        for t in (range(T) if self.reverse else range(T - 1, -1, -1)):
+            if self.mask is None:
+                gy = gout[t] + g_h                                           # (B, H)
+            else:
+                m = self.mask[t]                                             # (B, 1)
+                gy = xp.where(m, gout[t] + g_h, 0.0)                         # (B, H)
+            # the step's backward (nn_gru_step.py)
+            g_h_from_step = gru_cell_backward(xp, gy, gates[t], gh_n[t], h_prev[t], g_gi[t], g_gh[t])
+            g_h_from_step += g_gh[t] @ weight_hh                             # (B, H)
+            if self.mask is None:
+                g_h = g_h_from_step
+            else:
+                g_h = xp.where(m, g_h_from_step, g_h)                        # padded: passes by
+        # dL/dW_hh = sum_t g_gh[t]^T h_prev[t]: one product over all T * B rows
+        gW = g_gh.reshape(T * B, 3 * H).T @ h_prev.reshape(T * B, H)        # (3H, H)
+        grads = (g_gi, g_h, gW)
+        if self.has_bias:
+            grads += (g_gh.sum(axis=(0, 1)),)                                # (3H,)
+        return grads
+
+
+def gru_sequence_fused(gi, h0, weight_hh, bias_hh=None, mask=None, reverse=False):
+    """One GRU layer direction over T steps: (out (T, B, H), h_T (B, H)). ``mask`` is a
+    (T, B, 1) boolean backend array (True at real steps) or None."""
+    inputs = (gi, h0, weight_hh) if bias_hh is None else (gi, h0, weight_hh, bias_hh)
+    return GRUSequence(mask, reverse)(*inputs)
