@@ -55,15 +55,17 @@ class CrossEntropy(Function):
         log_p, t, valid = self.saved
         xp = get_array_module(log_p)
         N, C = log_p.shape
-        q = xp.full(log_p.shape, self.eps / C, dtype=log_p.dtype)     # (N, C)
-        q[xp.arange(N), t] += 1 - self.eps
-        # d loss_n / d x_n = softmax(x_n) - q_n, and 0 for an ignored example
-        g_logits = (xp.exp(log_p) - q) * valid[:, None]                # (N, C)
-        if self.reduction == "none":
-            return g_logits * gy[:, None], None
+        # d loss_n / d x_n = softmax(x_n) - q_n, built in one (N, C) array, in place
+        g_logits = xp.exp(log_p)                                       # (N, C) softmax
+        g_logits[xp.arange(N), t] -= 1 - self.eps                      # - (1 - eps) onehot(t)
+        if self.eps > 0:
+            g_logits -= self.eps / C                                   # - eps / C
         if self.reduction == "mean":
             gy = gy / self.count.astype(gy.dtype)
-        return g_logits * gy, None
+        # each example's upstream gradient, 0 where its target is ignored
+        row_scale = xp.where(valid, gy, 0).astype(log_p.dtype)         # (N,)
+        g_logits *= row_scale[:, None]
+        return g_logits, None
 
 
 def cross_entropy(logits, target, ignore_index=-100, label_smoothing=0.0, reduction="mean"):

@@ -35,29 +35,31 @@ class LayerNorm(Function):
         bias = params.pop(0) if self.has_bias else None
         axes = tuple(range(x.ndim - self.k, x.ndim))                # the normalized axes
         mu = x.mean(axis=axes, keepdims=True)                         # (..., 1)
-        xc = x - mu                                                   # (..., N)
-        var = (xc * xc).mean(axis=axes, keepdims=True)                # (..., 1)
+        x_hat = x - mu                                                # (..., N) centred
+        var = (x_hat * x_hat).mean(axis=axes, keepdims=True)          # (..., 1)
         rstd = 1 / (var + self.eps) ** 0.5                            # (..., 1)
-        x_hat = xc * rstd                                             # (..., N)
+        x_hat *= rstd                                                 # (..., N) normalized, in place
         # Saved: x_hat and rstd, all the closed-form backward needs (not x, mu, var).
         self.save_for_backward(x_hat, rstd, weight)
-        y = x_hat
         if weight is not None:
-            y = y * weight
-        if bias is not None:
-            y = y + bias
-        return y
+            y = x_hat * weight                                        # (..., N)
+            if bias is not None:
+                y += bias
+            return y
+        return x_hat + bias if bias is not None else x_hat
 
     def backward(self, gy):
         x_hat, rstd, weight = self.saved
         axes = tuple(range(x_hat.ndim - self.k, x_hat.ndim))
         batch_axes = tuple(range(x_hat.ndim - self.k))
         grads = []
-        g_x_hat = gy * weight if weight is not None else gy
-        # gx = rstd (g_x_hat - mean(g_x_hat) - x_hat mean(g_x_hat x_hat))
-        gx = rstd * (g_x_hat
-                     - g_x_hat.mean(axis=axes, keepdims=True)
-                     - x_hat * (g_x_hat * x_hat).mean(axis=axes, keepdims=True))
+        g_x_hat = gy * weight if weight is not None else gy           # (..., N)
+        # gx = rstd (g_x_hat - mean(g_x_hat) - x_hat mean(g_x_hat x_hat)), one new array
+        mean_g = g_x_hat.mean(axis=axes, keepdims=True)               # (..., 1)
+        mean_g_x_hat = (g_x_hat * x_hat).mean(axis=axes, keepdims=True)   # (..., 1)
+        gx = g_x_hat - mean_g                                         # (..., N)
+        gx -= x_hat * mean_g_x_hat
+        gx *= rstd
         grads.append(gx)
         if self.has_weight:
             # dy/dgamma = x_hat, summed over the examples
