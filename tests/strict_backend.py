@@ -188,7 +188,7 @@ CUPY_NAMES = frozenset("""
     mean minimum moveaxis multiply negative not_equal ones ones_like pad power
     reshape sign sin split sqrt square squeeze stack subtract sum swapaxes tanh
     transpose uint8 where zeros zeros_like bool_ int8 newaxis inf nan pi e
-    triu tril argsort argpartition take_along_axis repeat ascontiguousarray
+    triu tril argsort argpartition take_along_axis repeat ascontiguousarray array
 """.split()) | {"errstate"}   # errstate: NumPy computes here; code reaches it via getattr(xp, ..., None)
 
 

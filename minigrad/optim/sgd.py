@@ -5,6 +5,7 @@
     g = g + momentum * b   if nesterov else   b
     p = p - lr * g
 """
+from minigrad.backend import backend_of
 from minigrad.optim.optimizer import Optimizer
 
 __all__ = ["SGD"]
@@ -16,7 +17,8 @@ class SGD(Optimizer):
             raise ValueError(f"SGD: lr, momentum and weight_decay must be >= 0, got "
                              f"lr={lr}, momentum={momentum}, weight_decay={weight_decay}")
         if nesterov and (momentum <= 0 or dampening != 0):
-            raise ValueError("SGD: nesterov needs momentum > 0 and dampening = 0")
+            raise ValueError(f"SGD: nesterov needs momentum > 0 and dampening = 0, got "
+                             f"momentum={momentum}, dampening={dampening}")
         super().__init__(params, dict(lr=lr, momentum=momentum, dampening=dampening,
                                       weight_decay=weight_decay, nesterov=nesterov))
 
@@ -32,7 +34,9 @@ class SGD(Optimizer):
                 if mu:
                     state = self.state.setdefault(id(p), {})
                     if "momentum_buffer" not in state:
-                        state["momentum_buffer"] = g.copy()
+                        # an array of its own, also for a 0-d parameter (where NumPy's
+                        # arithmetic gives a scalar, which *= below would not update)
+                        state["momentum_buffer"] = backend_of(p.data).xp.array(g, copy=True)
                     else:
                         buf = state["momentum_buffer"]
                         buf *= mu
