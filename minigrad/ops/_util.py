@@ -86,3 +86,16 @@ def sigmoid_array(xp, x):
     """1 / (1 + e^-x) on a backend array, written through tanh: stable for large |x|
     in both directions, one fused-friendly expression (the fused recurrent ops)."""
     return 0.5 * (xp.tanh(0.5 * x) + 1.0)
+
+
+def times_transposed(weight, x):
+    """x weight^T (B, out) for a small batch B, computed as (weight x^T)^T: the
+    recurrent products of the fused RNN ops, one per time step.
+
+    The same products (BLAS may sum them in another order); but BLAS runs a product
+    with the long side first about 1.5x faster when B is small (measured for
+    (32, 512) @ (512, 2048): 600 -> 387 us, OpenBLAS on 2 cores). The result is a
+    transposed (column-major) view; adding it to a row-major array gives a
+    row-major one again.
+    """
+    return (weight @ x.T).T                                                  # (B, out)

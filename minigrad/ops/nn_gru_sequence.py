@@ -24,6 +24,7 @@ The per-step ops, run in a Python loop, are the test oracle (``minigrad.nn.rnn``
 """
 from minigrad.backend import get_array_module
 from minigrad.function import Function
+from minigrad.ops._util import times_transposed
 from minigrad.ops.nn_gru_step import gru_cell_backward, gru_cell_forward
 
 __all__ = ["gru_sequence_fused"]
@@ -44,12 +45,10 @@ class GRUSequence(Function):
         gh_n = xp.empty((T, B, H), dtype=gi.dtype)          # h W_hn^T + b_hn, inside n's tanh
         h_prev = xp.empty((T, B, H), dtype=gi.dtype)        # the state each step read
         out = xp.empty((T, B, H), dtype=gi.dtype)
-        # W_hh^T made contiguous once: BLAS multiplies by it faster than by a transposed view
-        weight_hh_T = xp.ascontiguousarray(weight_hh.T)                      # (H, 3H)
         h = h0
         for t in (range(T - 1, -1, -1) if self.reverse else range(T)):
             h_prev[t] = h
-            gh = h @ weight_hh_T                                             # (B, 3H)
+            gh = xp.ascontiguousarray(times_transposed(weight_hh, h))       # (B, 3H) = h W_hh^T
             if bias_hh is not None:
                 gh += bias_hh
             gh_n[t] = gh[:, 2 * H:]                                          # (B, H)
@@ -72,6 +71,7 @@ class GRUSequence(Function):
         T, B, H = gout.shape
         g_gi = xp.empty((T, B, 3 * H), dtype=gout.dtype)
         g_gh = xp.empty((T, B, 3 * H), dtype=gout.dtype)
+        weight_hh_T = xp.ascontiguousarray(weight_hh.T)                      # (H, 3H)
         g_h = g_h_T
         for t in (range(T) if self.reverse else range(T - 1, -1, -1)):
             if self.mask is None:
@@ -81,7 +81,7 @@ class GRUSequence(Function):
                 gy = xp.where(m, gout[t] + g_h, 0.0)                         # (B, H)
             # the step's backward (nn_gru_step.py)
             g_h_from_step = gru_cell_backward(xp, gy, gates[t], gh_n[t], h_prev[t], g_gi[t], g_gh[t])
-            g_h_from_step += g_gh[t] @ weight_hh                             # (B, H)
+            g_h_from_step += times_transposed(weight_hh_T, g_gh[t])          # (B, H): + g_gh W_hh
             if self.mask is None:
                 g_h = g_h_from_step
             else:

@@ -20,6 +20,7 @@ The per-step ops, run in a Python loop, are the test oracle (``minigrad.nn.rnn``
 """
 from minigrad.backend import get_array_module
 from minigrad.function import Function
+from minigrad.ops._util import times_transposed
 from minigrad.ops.nn_lstm_step import lstm_cell_backward, lstm_cell_forward
 
 __all__ = ["lstm_sequence_fused"]
@@ -41,12 +42,10 @@ class LSTMSequence(Function):
         h_prev = xp.empty((T, B, H), dtype=gi.dtype)        # the state each step read
         c_prev = xp.empty((T, B, H), dtype=gi.dtype)
         out = xp.empty((T, B, H), dtype=gi.dtype)
-        # W_hh^T made contiguous once: BLAS multiplies by it faster than by a transposed view
-        weight_hh_T = xp.ascontiguousarray(weight_hh.T)                      # (H, 4H)
         h, c = h0, c0
         for t in (range(T - 1, -1, -1) if self.reverse else range(T)):
             h_prev[t], c_prev[t] = h, c
-            a = gi[t] + h @ weight_hh_T                                      # (B, 4H)
+            a = gi[t] + times_transposed(weight_hh, h)                     # (B, 4H): gi + h W_hh^T
             if bias_hh is not None:
                 a += bias_hh
             i, f, g, o, c_new, tanh_c[t] = lstm_cell_forward(xp, a, c)      # each (B, H)
@@ -67,6 +66,7 @@ class LSTMSequence(Function):
         xp = get_array_module(gout)
         T, B, H = gout.shape
         g_a = xp.empty((T, B, 4 * H), dtype=gout.dtype)
+        weight_hh_T = xp.ascontiguousarray(weight_hh.T)                      # (H, 4H)
         gh, gc = gh_T, gc_T
         for t in (range(T) if self.reverse else range(T - 1, -1, -1)):
             i, f = gates[t, :, :H], gates[t, :, H:2 * H]
@@ -79,7 +79,7 @@ class LSTMSequence(Function):
                 gc_new = xp.where(m, gc, 0.0)
             # the step's backward (nn_lstm_step.py)
             g_a[t], gc_from_step = lstm_cell_backward(xp, gh_new, gc_new, i, f, g, o, tanh_c[t], c_prev[t])
-            gh_from_step = g_a[t] @ weight_hh                                # (B, H)
+            gh_from_step = times_transposed(weight_hh_T, g_a[t])           # (B, H) = g_a W_hh
             if self.mask is None:
                 gh, gc = gh_from_step, gc_from_step
             else:
