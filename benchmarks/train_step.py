@@ -254,12 +254,6 @@ class TorchTransformer(TorchModule):
         return torch.nn.functional.cross_entropy(logits.reshape(-1, V), tgt_out.reshape(-1))
 
 
-def transformer_batch(rng):
-    src = rng.integers(0, V, (32, 32))                                       # (B, S)
-    tgt = rng.integers(0, V, (32, 33))                                       # (B, T + 1)
-    return src, tgt[:, :-1], tgt[:, 1:]
-
-
 def minigrad_transformer_inputs(arrays):
     src, tgt_in, tgt_out = (mg.Tensor(a) for a in arrays)
     return src, tgt_in, tgt_out, nn.Transformer.generate_square_subsequent_mask(tgt_in.shape[1])
@@ -495,7 +489,7 @@ class Workload:
 
 
 WORKLOADS = {
-    "W1": Workload("W1", "Transformer (2+2 layers, d 256), B 32, S = T = 32", transformer_batch,
+    "W1": Workload("W1", "Transformer (2+2 layers, d 256), B 32, S = T = 32", seq2seq_batch,
                    MinigradTransformer, minigrad_transformer_inputs,
                    TorchTransformer, torch_transformer_inputs),
     "W2": Workload("W2", "GRU + Bahdanau attention (H 256), B 32, S = T = 32", seq2seq_batch,
