@@ -22,7 +22,6 @@ with the best weights.
 """
 import argparse
 import csv
-import math
 import os
 import sys
 import time

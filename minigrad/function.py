@@ -121,17 +121,24 @@ def _checked_inputs(inputs, op_name):
     in a single pass: this runs on every op, so its cost is the framework's per-op
     overhead. Anything else takes the full check, which names what is wrong.
     """
-    first = inputs[0]
-    if isinstance(first, Tensor):
-        array_type, dtype = type(first.data), first.data.dtype
-        for x in inputs:
-            if not isinstance(x, Tensor) or type(x.data) is not array_type or x.data.dtype != dtype:
-                break
-        else:
-            return inputs
+    if uniform_tensors(inputs):
+        return inputs
     inputs = _same_backend_tensors(inputs, op_name)
     _check_float_dtypes(inputs, op_name)
     return inputs
+
+
+def uniform_tensors(values):
+    """Whether every value is a Tensor and all their arrays share one type (backend)
+    and one dtype: the common case of every op, so a plain loop."""
+    first = values[0]
+    if not isinstance(first, Tensor):
+        return False
+    array_type, dtype = type(first.data), first.data.dtype
+    for x in values:
+        if not isinstance(x, Tensor) or type(x.data) is not array_type or x.data.dtype != dtype:
+            return False
+    return True
 
 
 def _same_backend_tensors(inputs, op_name):

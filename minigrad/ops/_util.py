@@ -1,6 +1,7 @@
 """Small helpers shared by the ops: axes, undoing broadcasting, dtype promotion."""
 import operator
 
+from minigrad.function import uniform_tensors
 from minigrad.tensor import Tensor, as_tensor
 
 __all__ = ["normalize_axes", "sum_to", "reduced_shape", "drop_axes", "float_operands", "as_float",
@@ -56,7 +57,7 @@ def float_operands(*values):
     PyTorch does. (Two different float dtypes are refused by ``Function``.)
     Python and NumPy numbers take the dtype of a float tensor beside them.
     """
-    if _same_dtype_tensors(values):
+    if uniform_tensors(values):
         return values                            # the common case: nothing to convert
     like = next((v for v in values if isinstance(v, Tensor)), None)
     tensors = [as_tensor(v, like=like) for v in values]
@@ -64,16 +65,6 @@ def float_operands(*values):
     if float_dtype is None:
         return tensors
     return [t if t.dtype.kind == "f" else Tensor(t.data.astype(float_dtype)) for t in tensors]
-
-
-def _same_dtype_tensors(values):
-    """Whether every value is a Tensor of the first one's dtype (a plain loop: this
-    runs on every arithmetic op)."""
-    dtype = values[0].data.dtype if isinstance(values[0], Tensor) else None
-    for v in values:
-        if not isinstance(v, Tensor) or v.data.dtype != dtype:
-            return False
-    return True
 
 
 def as_float(x):

@@ -64,26 +64,26 @@ class AdamW(Adam):
         super().__init__(params, lr=lr, betas=betas, eps=eps, weight_decay=weight_decay)
 
 
-def _adam_update(p, g, m, v, *, beta1, beta2, eps, step_size, inv_sqrt_bias2, decay, l2):
+def _adam_update(p, g, m, v, **scalars):
     """One Adam step in place on the arrays p, m, v (g is only read), one cache
     block at a time where the backend has a ``cache_block`` and the arrays are
-    contiguous (so a flat view of each shares its memory); else whole arrays."""
+    contiguous (so a flat view of each shares its memory); else whole arrays.
+    ``scalars``: the keyword arguments of ``_adam_block``."""
     backend = backend_of(p)
     xp, block = backend.xp, backend.cache_block
     arrays = (p, g, m, v)
     if block is None or p.size <= block or not all(a.flags.c_contiguous for a in arrays):
-        _adam_block(xp, *arrays, xp.empty_like(p), beta1, beta2, eps, step_size, inv_sqrt_bias2, decay, l2)
+        _adam_block(xp, *arrays, xp.empty_like(p), **scalars)
         return
     flat = [a.reshape(-1) for a in arrays]                                # 4 views of (N,)
     scratch = xp.empty(block, dtype=p.dtype)                              # (block,)
     for start in range(0, p.size, block):
         piece = slice(start, start + block)
         n = min(block, p.size - start)
-        _adam_block(xp, *(a[piece] for a in flat), scratch[:n],
-                    beta1, beta2, eps, step_size, inv_sqrt_bias2, decay, l2)
+        _adam_block(xp, *(a[piece] for a in flat), scratch[:n], **scalars)
 
 
-def _adam_block(xp, p, g, m, v, tmp, beta1, beta2, eps, step_size, inv_sqrt_bias2, decay, l2):
+def _adam_block(xp, p, g, m, v, tmp, *, beta1, beta2, eps, step_size, inv_sqrt_bias2, decay, l2):
     """The formula on one block, in place; ``tmp`` is scratch of the block's shape."""
     if decay != 1.0:
         p *= decay                                        # AdamW: p = (1 - lr wd) p
