@@ -1,27 +1,36 @@
-"""Train, evaluate and use a sequence-to-sequence model with minigrad: the command line.
+"""Train, evaluate and use minigrad models from the command line.
 
-    python train.py                                  # the default: a Transformer learns to
-                                                     # normalize dates, on the CPU
+    python train.py                                  # a Transformer learns to normalize dates
     python train.py --backend cupy                   # the same on a GPU
     python train.py --model gru --attention bahdanau # an RNN encoder-decoder instead
     python train.py --data fra.tsv --tokenizer bpe   # a real corpus (source TAB target)
-    python train.py --resume runs/dates              # continue an interrupted run
-    python train.py --evaluate runs/dates            # test-split metrics of a saved run
-    python train.py --translate "nov 21st, 2026" --run runs/dates
+    python train.py --model gpt                      # a GPT on the built-in text
+    python train.py --model gpt --text book.txt      # ... on your own text
+    python train.py --model bert                     # BERT: masked tokens, next sentence
+    python train.py --resume runs/dates-transformer  # continue an interrupted run
+    python train.py --evaluate runs/dates-transformer          # test metrics of a saved run
+    python train.py --translate "nov 21st, 2026" --run runs/dates-transformer
+    python train.py --translate - --run runs/dates-transformer < dates.txt   # one per line
+    python train.py --generate "def " --run runs/python-docs-gpt --top-p 0.9
+    python train.py --fill "the [MASK] of the list" --run runs/python-docs-bert
 
-A run directory (``--out``) holds: model.safetensors (the best weights by validation
-exact match), checkpoint.safetensors (the latest weights, optimizer and trainer
-state, for --resume), config.json, history.csv, metrics.json, samples.txt,
-curves.png and attention_*.png. Every file is written atomically: killing the
-process at any moment leaves the previous files whole.
+A run directory (``--out``) holds: model.safetensors (the best weights by validation),
+checkpoint.safetensors (the latest weights, optimizer and trainer state, for
+--resume), config.json, history.csv, metrics.json, samples.txt and plots. Every file
+is written to a temporary file and renamed: killing the process at any moment leaves
+the previous files whole, and --resume then finishes exactly as an uninterrupted run.
 
-The loop, per step: forward with teacher forcing, masked cross-entropy (label
-smoothing optional), backward, gradient-norm clipping, optimizer step, learning-rate
-schedule. Validation after every epoch; the test split is evaluated once, at the end,
-with the best weights.
+A training step, whatever the model (the objective is the seam: models/objectives/):
+    batch = objective.train_batch(step)               # a function of (seed, step)
+    loss = objective.loss(model, batch, counts)       # forward and loss
+    loss.backward(); clip the gradient norm; optimizer step; schedule step
+Validation runs at the end of each epoch (seq2seq) or every --eval-every steps and
+at the last step; the test split is evaluated once, at the end, with the best weights.
 """
 import argparse
 import csv
+import dataclasses
+import math
 import os
 import sys
 import time
@@ -31,204 +40,341 @@ import numpy as np
 import minigrad as mg
 from minigrad import optim
 from minigrad.allocator import reuse_freed_memory
-from minigrad.data import (
-    BOS_ID, EOS_ID, PAD_ID, DataError, TASKS, batches, build_tokenizer, clean_text, encode_pairs, load_tsv,
-    make_task,
-    split_pairs, tokenizer_from_dict,
-)
-from minigrad.nn import functional as F
+from minigrad.data import DataError
+from minigrad.data.tasks import TASKS
 from models.checkpoint import (
-    CheckpointError, atomic_write, load_checkpoint, load_json, load_weights, save_checkpoint, save_json,
-    save_weights,
+    CheckpointError, NonFiniteWeightsError, atomic_write, load_checkpoint, load_json, load_weights, save_checkpoint,
+    save_json, save_weights,
 )
-from models.decoding import beam_search, greedy_decode
-from models.evaluation import decode_limit as _decode_limit, evaluate, to_device
-from models.factory import MODEL_KINDS, build_model
-from models.seq2seq import ATTENTIONS
+from models.config import (
+    SEQ2SEQ_KINDS, ConfigError, RunConfig, config_fields, config_from_json, with_model_defaults,
+)
+from models.objectives import make_objective
+from models.run_dir import RunDirError, clear_run, holds_run, prepare_out_dir, remove_leftover_temporaries
 
-CONFIG_KEYS = [  # what config.json keeps: enough to rebuild the data, tokenizers and model
-    "task", "data", "num_pairs", "normalize", "lowercase", "split_punctuation", "min_length",
-    "max_length", "valid_share", "test_share", "tokenizer", "bpe_merges", "model", "attention",
-    "bidirectional", "layers", "embed_dim", "hidden", "d_model", "heads", "ff", "dropout",
-    "pre_norm", "tie_embeddings", "teacher_forcing", "no_input_feeding", "max_positions", "optimizer", "lr",
-    "weight_decay", "schedule", "warmup", "clip", "label_smoothing", "batch_size", "epochs",
-    "max_steps", "seed", "beam_size", "length_penalty", "backend",
-]
+#: What ends in one line on stderr and exit status 2: the user's mistakes.
+USER_ERRORS = (DataError, CheckpointError, ConfigError, RunDirError, mg.BackendError)
+
+
+class TrainingDiverged(RuntimeError):
+    """The loss or the gradient norm became NaN or infinite (exit status 3)."""
 
 
 # --------------------------------------------------------------------------- #
 # The command line
 # --------------------------------------------------------------------------- #
 
-def parse_args(argv=None):
+def finite_float(text):
+    """argparse type: a finite number (``nan`` and ``inf`` parse as floats but make no run)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"expected a finite number, got {text!r}")
+    return value
+
+
+def build_parser():
+    """The flags: every ``RunConfig`` field, then what to do with a run and how to sample."""
     p = argparse.ArgumentParser(
-        prog="train.py", description=__doc__.split("\n\n")[0],
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+        prog="train.py", description=__doc__.split("\n\n")[0], allow_abbrev=False,
+        epilog="examples:\n" + __doc__.split("\n\n")[1], formatter_class=argparse.RawDescriptionHelpFormatter)
     g = p.add_argument_group("what to do (default: train a new run)")
-    g.add_argument("--resume", metavar="DIR", help="continue the run saved in DIR from its last checkpoint "
-                   "(its config is reused; --epochs and --max-steps may extend it, which stretches "
-                   "the cosine schedule from there; --backend may move it)")
+    g.add_argument("--resume", metavar="DIR", help="continue the run saved in DIR from its last checkpoint; its "
+                   "config is reused: --epochs, --max-steps, --backend, --eval-every, --checkpoint-every, "
+                   "--beam-size, --length-penalty and the output flags may change, the rest may not")
+    g.add_argument("--overwrite", action="store_true", help="start a new run in an --out directory that "
+                   "holds one, deleting that run's files (without it, such a directory is refused)")
     g.add_argument("--evaluate", metavar="DIR", help="print the test-split metrics of the run saved in DIR")
-    g.add_argument("--translate", metavar="TEXT", help="translate TEXT with the run given by --run")
-    g.add_argument("--run", metavar="DIR", help="the saved run --translate uses")
+    g.add_argument("--translate", metavar="TEXT", help="seq2seq: translate TEXT with the run given by --run; "
+                   "'-' reads one text per line from standard input, @FILE from a file")
+    g.add_argument("--generate", metavar="PROMPT", help="gpt: continue PROMPT with the run given by --run "
+                   "('-' or @FILE: one prompt per line)")
+    g.add_argument("--fill", metavar="TEXT", help="bert: fill each [MASK] of TEXT with the run given by --run "
+                   "('-' or @FILE: one text per line)")
+    g.add_argument("--run", metavar="DIR", help="the saved run --translate, --generate or --fill uses")
 
-    g = p.add_argument_group("data")
-    g.add_argument("--task", default="dates", choices=sorted(TASKS),
-                   help="a built-in generated task: " + "; ".join(f"{k}: {v}" for k, v in sorted(TASKS.items())))
-    g.add_argument("--data", metavar="FILE.tsv", help="a parallel corpus instead of --task: one pair per line, "
-                   "source TAB target (further columns ignored), UTF-8")
-    g.add_argument("--num-pairs", type=int, default=12000, help="pairs generated for a built-in task")
-    g.add_argument("--normalize", default="NFC", choices=["NFC", "NFKC", "NFD", "NFKD", "none"],
-                   help="Unicode normalization of --data text")
-    g.add_argument("--lowercase", action="store_true", help="lower-case --data text")
-    g.add_argument("--split-punctuation", action="store_true", help="put spaces around punctuation in --data")
-    g.add_argument("--min-length", type=int, default=1, help="drop --data pairs with fewer words on a side")
-    g.add_argument("--max-length", type=int, default=50, help="drop --data pairs with more words on a side")
-    g.add_argument("--valid-share", type=float, default=0.05, help="share of pairs held out for validation")
-    g.add_argument("--test-share", type=float, default=0.05, help="share of pairs held out for the test")
-    g.add_argument("--tokenizer", default="char", choices=["char", "word", "bpe"],
-                   help="how text becomes tokens (learned from the training split)")
-    g.add_argument("--bpe-merges", type=int, default=2000, help="merges a BPE tokenizer learns")
+    g = p.add_argument_group("sampling (--generate and gpt's samples.txt)")
+    g.add_argument("--temperature", type=finite_float, default=0.8, help="divide the logits by this "
+                   "before sampling; 0 is greedy (default: 0.8)")
+    g.add_argument("--top-k", type=int, default=0, help="sample among the k most probable tokens only "
+                   "(0: all) (default: 0)")
+    g.add_argument("--top-p", type=finite_float, default=1.0, help="nucleus sampling: among the smallest set "
+                   "of tokens whose probability reaches p (1: all) (default: 1.0)")
+    g.add_argument("--max-new-tokens", type=int, default=200, help="tokens to generate per prompt "
+                   "(default: 200)")
 
-    g = p.add_argument_group("model")
-    g.add_argument("--model", default="transformer", choices=MODEL_KINDS)
-    g.add_argument("--attention", default="bahdanau", choices=ATTENTIONS, help="RNN models: the attention")
-    g.add_argument("--bidirectional", action="store_true", help="RNN models: a bidirectional encoder")
-    g.add_argument("--layers", type=int, default=2, help="encoder and decoder layers")
-    g.add_argument("--embed-dim", type=int, default=64, help="RNN models: embedding width")
-    g.add_argument("--hidden", type=int, default=128, help="RNN models: hidden size")
-    g.add_argument("--d-model", type=int, default=128, help="Transformer: model width")
-    g.add_argument("--heads", type=int, default=4, help="Transformer: attention heads")
-    g.add_argument("--ff", type=int, default=256, help="Transformer: feed-forward width")
-    g.add_argument("--pre-norm", action="store_true", help="Transformer: LayerNorm before each sub-layer")
-    g.add_argument("--tie-embeddings", action="store_true", help="Transformer: output layer shares the "
-                   "target embedding matrix")
-    g.add_argument("--max-positions", type=int, default=512, help="Transformer: longest sequence")
-    g.add_argument("--dropout", type=float, default=0.1)
-    g.add_argument("--teacher-forcing", type=float, default=1.0,
-                   help="RNN models: probability of reading the true previous token in training")
-    g.add_argument("--no-input-feeding", action="store_true",
-                   help="Luong attention: do not feed the attentional state into the next step")
+    groups = {}
+    for f in config_fields():
+        group = groups.get(f.metadata["group"])
+        if group is None:
+            group = groups[f.metadata["group"]] = p.add_argument_group(f.metadata["group"])
+        flag = "--" + f.name.replace("_", "-")
+        help_text = f.metadata["help"]
+        if f.name == "task":
+            help_text += ": " + "; ".join(f"{k}: {v}" for k, v in sorted(TASKS.items()))
+        if f.default is not None and "(default" not in help_text:
+            help_text += f" (default: {f.default})"
+        kind = f.type if f.type in (int, float, str, bool) else f.type.__args__[0]
+        if kind is bool:
+            group.add_argument(flag, action="store_true", help=help_text)
+            continue
+        choices = f.metadata["choices"] or (sorted(TASKS) if f.name == "task" else None)
+        group.add_argument(flag, type=finite_float if kind is float else kind, default=f.default,
+                           choices=choices, metavar=f.metadata["metavar"], help=help_text)
+    return p
 
-    g = p.add_argument_group("training")
-    g.add_argument("--optimizer", default="adam", choices=["adam", "adamw", "sgd"])
-    g.add_argument("--lr", type=float, default=2e-3, help="peak learning rate")
-    g.add_argument("--weight-decay", type=float, default=0.0)
-    g.add_argument("--schedule", default="cosine", choices=["cosine", "noam", "constant"],
-                   help="cosine: linear warm-up then cosine decay; noam: the Transformer paper's "
-                   "warm-up and 1/sqrt(step) decay (ignores --lr)")
-    g.add_argument("--warmup", type=int, default=100, help="warm-up steps")
-    g.add_argument("--clip", type=float, default=1.0, help="clip the gradient norm to this (0: off)")
-    g.add_argument("--label-smoothing", type=float, default=0.0)
-    g.add_argument("--batch-size", type=int, default=64)
-    g.add_argument("--epochs", type=int, default=10)
-    g.add_argument("--max-steps", type=int, default=0, help="stop after this many steps (0: no limit)")
-    g.add_argument("--seed", type=int, default=0)
-    g.add_argument("--beam-size", type=int, default=1, help="decoding for the test metrics (1: greedy)")
-    g.add_argument("--length-penalty", type=float, default=0.6, help="beam search: alpha of Wu et al.'s "
-                   "lp(Y) = ((5 + |Y|) / 6)^alpha (0: rank by log-probability alone)")
-    g.add_argument("--checkpoint-every", type=int, default=200, help="steps between checkpoints "
-                   "(also at the end of each epoch)")
 
-    g = p.add_argument_group("where and how")
-    g.add_argument("--backend", default="numpy", choices=["numpy", "cupy"])
-    g.add_argument("--out", default="runs/dates", help="the run directory")
-    g.add_argument("--no-progress", action="store_true", help="no progress bar")
-    g.add_argument("--no-plots", action="store_true", help="skip the PNG plots")
-    args = p.parse_args(argv)
-    if args.translate is not None and args.run is None:
-        p.error("--translate needs --run DIR, the saved run to translate with")
-    check_args(args, p.error)
-    return args
+def typed_flags(parser, argv):
+    """The destinations of the flags the user actually typed (``--lr 1e-3``, ``--lr=1e-3``):
+    comparing a value with its default cannot tell ``--epochs 10`` from no flag at all."""
+    by_option = {s: a.dest for a in parser._actions for s in a.option_strings}
+    typed = set()
+    for token in argv:
+        if token == "--":
+            break
+        option = token.split("=", 1)[0]
+        if option in by_option:
+            typed.add(by_option[option])
+    return typed
+
+
+def parse_args(argv=None):
+    """(args, typed): the parsed flags and the set of those the user typed."""
+    argv = sys.argv[1:] if argv is None else list(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    typed = typed_flags(parser, argv)
+    actions = [name for name in ("resume", "evaluate", "translate", "generate", "fill")
+               if getattr(args, name) is not None]
+    if len(actions) > 1:
+        parser.error("choose one of --resume, --evaluate, --translate, --generate, --fill; got "
+                     + " and ".join("--" + a for a in actions))
+    if set(actions) & {"translate", "generate", "fill"} and args.run is None:
+        parser.error(f"--{actions[0]} needs --run DIR, the saved run to use")
+    if args.run is not None and not set(actions) & {"translate", "generate", "fill"}:
+        parser.error("--run goes with --translate, --generate or --fill")
+    if args.overwrite and actions:
+        parser.error("--overwrite starts a new run; it cannot go with --" + actions[0])
+    check_args(args, parser.error)
+    return args, typed
 
 
 def check_args(args, error):
     """Every flag value a model or the loop would refuse, refused here with its name."""
-    positive = ["num_pairs", "layers", "embed_dim", "hidden", "d_model", "heads", "ff", "max_positions",
-                "batch_size", "epochs", "beam_size", "checkpoint_every", "bpe_merges"]
-    for name in positive:
-        if getattr(args, name) < 1:
-            error(f"--{name.replace('_', '-')} must be at least 1, got {getattr(args, name)}")
+    at_least_one = ["num_pairs", "embed_dim", "hidden", "d_model", "heads", "max_positions", "epochs",
+                    "beam_size", "checkpoint_every", "bpe_merges", "vocab_size", "log_every", "max_new_tokens"]
+    for name in at_least_one + ["layers", "ff", "batch_size", "block_size"]:
+        value = getattr(args, name)
+        if value is not None and value < 1:
+            error(f"--{name.replace('_', '-')} must be at least 1, got {value}")
+    for name in ["max_steps", "eval_every", "warmup", "seed", "top_k", "min_length"]:
+        value = getattr(args, name)
+        if value is not None and value < 0:
+            error(f"--{name.replace('_', '-')} must be at least 0, got {value}")
     if args.d_model % args.heads:
         error(f"--d-model ({args.d_model}) must be divisible by --heads ({args.heads})")
-    for name, low, high in [("dropout", 0.0, 1.0), ("label_smoothing", 0.0, 1.0),
-                            ("valid_share", 0.0, 1.0), ("test_share", 0.0, 1.0)]:
+    for name, low, high in [("dropout", 0.0, 1.0), ("label_smoothing", 0.0, 1.0), ("beta2", 0.0, 1.0)]:
         value = getattr(args, name)
-        if not low <= value < high or (name.endswith("share") and value == 0.0):
-            error(f"--{name.replace('_', '-')} must be in {'(' if name.endswith('share') else '['}"
-                  f"{low}, {high}), got {value}")
+        if value is not None and not low <= value < high:
+            error(f"--{name.replace('_', '-')} must be in [{low}, {high}), got {value}")
+    for name in ("valid_share", "test_share"):
+        if not 0.0 < getattr(args, name) < 1.0:
+            error(f"--{name.replace('_', '-')} must be in (0, 1), got {getattr(args, name)}")
+    if args.valid_share + args.test_share >= 1.0:
+        error(f"--valid-share + --test-share must leave data to train on, got {args.valid_share} + {args.test_share}")
     if not 0.0 <= args.teacher_forcing <= 1.0:
         error(f"--teacher-forcing must be in [0, 1], got {args.teacher_forcing}")
-    if args.lr <= 0 or args.warmup < 0 or args.clip < 0 or args.weight_decay < 0 or args.max_steps < 0:
-        error("--lr must be > 0 and --warmup, --clip, --weight-decay, --max-steps >= 0")
-    if args.length_penalty < 0:
-        error(f"--length-penalty must be >= 0, got {args.length_penalty}")
-    if args.model != "transformer" and args.bidirectional and args.attention == "luong-dot":
+    if args.lr is not None and args.lr <= 0:
+        error(f"--lr must be > 0, got {args.lr}")
+    for name in ("clip", "weight_decay", "length_penalty", "temperature", "min_lr"):
+        value = getattr(args, name)
+        if value is not None and value < 0:
+            error(f"--{name.replace('_', '-')} must be >= 0, got {value}")
+    if not 0.0 < args.top_p <= 1.0:
+        error(f"--top-p must be in (0, 1], got {args.top_p}")
+    if args.max_length < args.min_length:
+        error(f"--max-length ({args.max_length}) must be at least --min-length ({args.min_length})")
+    if args.model in ("gru", "lstm") and args.bidirectional and args.attention == "luong-dot":
         error("--attention luong-dot needs decoder and encoder states of one width, but a "
               "--bidirectional encoder's are twice as wide: use luong-general or luong-concat")
+    if args.model in SEQ2SEQ_KINDS and args.text is not None:
+        error(f"--text is for --model gpt or bert; --model {args.model} learns from --task or --data")
+    if args.model not in SEQ2SEQ_KINDS and args.data is not None:
+        error(f"--data is a parallel corpus for seq2seq models; --model {args.model} reads --text FILE")
 
 
 def main(argv=None):
     """Run the command; a user's mistake ends in one clear line and exit status 2."""
-    args = parse_args(argv)
+    args, typed = parse_args(argv)
+    np.seterr(all="ignore")              # a diverging loss is detected by the loop, not by NumPy warnings
+    run = {"out": None, "saved_step": None, "step": None}     # for the Ctrl-C message
     try:
         if args.evaluate:
-            return evaluate_run(args.evaluate, args)
-        if args.translate is not None:
-            return translate(args.run, args.translate, args)
-        return train(args)
-    except (DataError, CheckpointError, mg.BackendError) as e:
-        print(f"train.py: error: {e}", file=sys.stderr)
-        raise SystemExit(2) from None
+            return evaluate_run(args.evaluate, args, typed)
+        if args.translate is not None or args.generate is not None or args.fill is not None:
+            return use_run(args, typed)
+        return train(args, typed, run)
+    except USER_ERRORS as e:
+        fail(str(e))
+    except NonFiniteWeightsError as e:
+        fail(f"{e}: the model diverged; the saved files are the last good ones", status=3)
+    except TrainingDiverged as e:
+        fail(str(e), status=3)
+    except OSError as e:                              # a full disk, a directory removed under us
+        fail(f"could not read or write {e.filename or 'a file'}: {e.strerror or e}")
     except KeyboardInterrupt:
-        out = args.resume or args.out
-        print(f"\ntrain.py: interrupted. The files in {out} are whole; continue from its last "
-              f"checkpoint with: python train.py --resume {out}", file=sys.stderr)
+        print("\n" + interrupted_message(run), file=sys.stderr)
         raise SystemExit(130) from None
 
 
+def fail(message, status=2):
+    print(f"train.py: error: {message}", file=sys.stderr)
+    raise SystemExit(status)
+
+
+def interrupted_message(run):
+    out = run["out"]
+    if out is None:
+        return "train.py: interrupted before the run started; nothing was written."
+    if run["saved_step"] is None:
+        return (f"train.py: interrupted at step {run['step'] or 0}, before the first checkpoint: no training "
+                f"was saved. `python train.py --resume {out}` starts it again from step 0, as the same run.")
+    return (f"train.py: interrupted at step {run['step']}. The files in {out} are whole; "
+            f"`python train.py --resume {out}` continues from the checkpoint of step {run['saved_step']} "
+            "and reaches what an uninterrupted run would.")
+
+
 # --------------------------------------------------------------------------- #
-# Data
+# A run's configuration: new, or resumed with what may change
 # --------------------------------------------------------------------------- #
 
-def load_pairs(config):
-    """All pairs of the task or corpus, split (train, valid, test) by the seed."""
-    if config["data"]:
-        pairs = load_tsv(config["data"], normalize=None if config["normalize"] == "none" else config["normalize"],
-                         lowercase=config["lowercase"], split_punctuation=config["split_punctuation"],
-                         min_length=config["min_length"], max_length=config["max_length"])
-    else:
-        pairs = make_task(config["task"], config["num_pairs"], seed=config["seed"])
-    return split_pairs(pairs, valid=config["valid_share"], test=config["test_share"], seed=config["seed"])
+def new_config(args):
+    values = {f.name: getattr(args, f.name) for f in config_fields()}
+    return with_model_defaults(RunConfig(**values))
 
 
-def fit_tokenizers(config, train_pairs):
-    options = {"num_merges": config["bpe_merges"]} if config["tokenizer"] == "bpe" else {}
-    src = build_tokenizer(config["tokenizer"], [s for s, _ in train_pairs], **options)
-    tgt = build_tokenizer(config["tokenizer"], [t for _, t in train_pairs], **options)
-    return src, tgt
+def resumed_config(run_dir, args, typed):
+    """The saved config with the typed flags that may change applied, and one line that
+    says so; a typed flag that would make another run is refused."""
+    saved, tokenizers = read_config(run_dir)
+    saved = dataclasses.replace(saved, out=run_dir)           # the directory may have moved
+    if "out" in typed and os.path.abspath(args.out) != os.path.abspath(run_dir):
+        raise ConfigError(f"--resume continues a run in its own directory ({run_dir}); it cannot go with "
+                          f"--out {args.out}")
+    applied, refused = [], []
+    for f in config_fields():
+        if f.name not in typed or f.name == "out":
+            continue
+        new, old = getattr(args, f.name), getattr(saved, f.name)
+        if new == old:
+            continue
+        if f.metadata["on_resume"] == "may":
+            applied.append(f"--{f.name.replace('_', '-')} {new} (was {old})")
+            saved = dataclasses.replace(saved, **{f.name: new})
+        else:
+            refused.append(f"--{f.name.replace('_', '-')} {new} (the run has {old})")
+    if refused:
+        raise ConfigError(f"--resume {run_dir} cannot change {', '.join(refused)}: that would be another run; "
+                          "start one with a new --out")
+    if applied:
+        print("resume: applying " + ", ".join(applied))
+    return saved, tokenizers
+
+
+def read_config(run_dir):
+    """(RunConfig, tokenizers) from a run directory's config.json, every value checked."""
+    path = os.path.join(run_dir, "config.json")
+    if not os.path.isdir(run_dir):
+        raise CheckpointError(f"no such run directory: {run_dir}")
+    values = load_json(path)
+    if not isinstance(values, dict) or not isinstance(values.get("tokenizers"), dict):
+        raise ConfigError(f"{path}: expected a JSON object with the run's settings and its \"tokenizers\"; "
+                          "it was not written by this train.py")
+    tokenizers = values.pop("tokenizers")
+    return config_from_json(values, source=path), tokenizers
+
+
+def write_config(config, objective, out):
+    save_json(dict(dataclasses.asdict(config), tokenizers=objective.tokenizers()),
+              os.path.join(out, "config.json"))
 
 
 # --------------------------------------------------------------------------- #
 # Training
 # --------------------------------------------------------------------------- #
 
-def make_optimizer(config, model, steps_total):
+def train(args, typed, run):
+    if args.resume:
+        config, tokenizers = resumed_config(args.resume, args, typed)
+    else:
+        config, tokenizers = new_config(args), None
+    out = prepare_out_dir(config.out, "--resume" if args.resume else "--out")
+    if not args.resume and holds_run(out):
+        if not args.overwrite:
+            raise RunDirError(f"{out} already holds a run. Continue it with `python train.py --resume {out}`, "
+                              "start this one elsewhere with --out DIR, or replace it with --overwrite")
+        clear_run(out)
+    remove_leftover_temporaries(out)              # the .tmp of a save that was killed
+    mg.set_backend(config.backend)                # BackendError says why, if it can't
+    reuse_freed_memory()        # a step's arrays reuse the last step's memory (minigrad/allocator.py)
+
+    objective = make_objective(config, tokenizers)
+    mg.manual_seed(config.seed)
+    model = objective.build_model()
+    total = objective.total_steps()
+    opt, schedule = make_optimizer(config, model, total)
+    checkpoint = os.path.join(out, "checkpoint.safetensors")
+    state = {"step": 0, "best": None, "validated_step": None, "history": [], "seconds": 0.0}
+    if args.resume and os.path.exists(checkpoint):
+        state = restore(checkpoint, model, opt, schedule)
+        run["saved_step"] = state["step"]
+        print(f"resuming {out} at step {state['step']} of {total}")
+    elif not args.resume:
+        write_config(config, objective, out)
+    run["out"] = out
+    print(f"{config.model} with {model.num_parameters():,} parameters on {config.backend}; {objective.describe()}")
+
+    log = TrainingLog(config, state, total, start=state["step"])
+    started = time.perf_counter() - state["seconds"]
     params = list(model.parameters())
-    if config["optimizer"] == "sgd":
-        opt = optim.SGD(params, lr=config["lr"], momentum=0.9, weight_decay=config["weight_decay"])
-    elif config["optimizer"] == "adamw":
-        opt = optim.AdamW(params, lr=config["lr"], betas=(0.9, 0.98), weight_decay=config["weight_decay"])
-    else:
-        opt = optim.Adam(params, lr=config["lr"], betas=(0.9, 0.98), weight_decay=config["weight_decay"])
-    if config["schedule"] == "noam":
-        width = config["d_model"] if config["model"] == "transformer" else config["hidden"]
-        schedule = optim.NoamSchedule(opt, width, warmup=config["warmup"])
-    elif config["schedule"] == "cosine":
-        schedule = optim.WarmupCosine(opt, warmup=min(config["warmup"], steps_total - 1), total=steps_total)
-    else:
-        schedule = None
-    return opt, schedule
+    clip = config.clip or float("inf")          # the norm is measured either way: it shows divergence
+    model.train()
+    for step in range(state["step"], total):
+        # -- one training step ------------------------------------------------
+        mg.manual_seed(step_seed(config.seed, step))        # dropout, teacher forcing: from (seed, step)
+        batch = objective.train_batch(step)
+        counts = objective.counts(batch)
+        loss = objective.loss(model, batch, counts)
+        opt.zero_grad()
+        loss.backward()
+        grad_norm = optim.clip_grad_norm_(params, clip)
+        opt.step()
+        lr = opt.param_groups[0]["lr"]
+        if schedule is not None:
+            schedule.step()
+        # -- bookkeeping: the loss stays on the device until the log reads a window of them
+        state["step"] = run["step"] = step + 1
+        log.record(state["step"], loss, grad_norm, counts["tokens"], lr)
+        validating = objective.is_eval_point(state["step"]) or state["step"] == total
+        if validating or state["step"] % config.checkpoint_every == 0:
+            log.flush()                          # raises TrainingDiverged before anything is saved
+            if validating:
+                validate(objective, model, state, out)
+            state["seconds"] = time.perf_counter() - started
+            save_checkpoint(checkpoint, model.state_dict(), opt.state_dict(), trainer_state(state, schedule))
+            run["saved_step"] = state["step"]
+            write_history(state["history"], os.path.join(out, "history.csv"))
+        elif log.due():
+            log.flush()
+    log.close()
+    if state["validated_step"] != state["step"]:
+        # Resumed from a checkpoint written before its validation (an older train.py), or
+        # a run of zero steps: validate now, as the uninterrupted run did.
+        validate(objective, model, state, out)
+        save_checkpoint(checkpoint, model.state_dict(), opt.state_dict(), trainer_state(state, schedule))
+    return finish(objective, model, config, args, out, state)
 
 
 def step_seed(seed, step):
@@ -237,165 +383,115 @@ def step_seed(seed, step):
     return (seed * 1_000_003 + step) % 2**63
 
 
-RUN_FILES = ["model.safetensors", "checkpoint.safetensors", "config.json", "history.csv", "metrics.json",
-             "samples.txt", "curves.png"]
+def make_optimizer(config, model, steps_total):
+    """The optimizer, its parameter groups and the learning-rate schedule of ``config``.
 
-
-def train(args):
-    resume = args.resume
-    if resume:
-        config = load_json(os.path.join(resume, "config.json"))
-        defaults = parse_args([])
-        for key in ("epochs", "max_steps", "backend"):           # these may change on resume
-            if getattr(args, key) != getattr(defaults, key):
-                config[key] = getattr(args, key)
-        out = resume
+    Weight decay (when asked for) applies to matrices (Linear and embedding weights)
+    only, never to biases or LayerNorm gains: as nanoGPT and BERT do, since shrinking
+    a bias or a gain toward 0 is not a simpler model, only a different one."""
+    decay = [p for p in model.parameters() if p.ndim >= 2]
+    no_decay = [p for p in model.parameters() if p.ndim < 2]
+    groups = [{"params": decay, "weight_decay": config.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+    groups = [g for g in groups if g["params"]]
+    if config.optimizer == "sgd":
+        opt = optim.SGD(groups, lr=config.lr, momentum=0.9)
+    elif config.optimizer == "adamw":
+        opt = optim.AdamW(groups, lr=config.lr, betas=(0.9, config.beta2))
     else:
-        config = {k: getattr(args, k) for k in CONFIG_KEYS}
-        out = args.out
-    backend = config["backend"]
-    mg.set_backend(backend)                                   # BackendError says why, if it can't
-    reuse_freed_memory()        # a step's arrays reuse the last step's memory (minigrad/allocator.py)
-
-    train_pairs, valid_pairs, test_pairs = load_pairs(config)
-    if resume:
-        src_tok, tgt_tok = (tokenizer_from_dict(config[k]) for k in ("src_tokenizer", "tgt_tokenizer"))
+        opt = optim.Adam(groups, lr=config.lr, betas=(0.9, config.beta2))
+    if config.schedule == "noam":
+        width = config.hidden if config.model in ("gru", "lstm") else config.d_model
+        schedule = optim.NoamSchedule(opt, width, warmup=max(config.warmup, 1))
+    elif config.schedule == "cosine":
+        total = max(steps_total, 2)
+        schedule = optim.WarmupCosine(opt, warmup=min(config.warmup, total - 1), total=total, min_lr=config.min_lr)
     else:
-        src_tok, tgt_tok = fit_tokenizers(config, train_pairs)
-        config["src_tokenizer"], config["tgt_tokenizer"] = src_tok.to_dict(), tgt_tok.to_dict()
-        config["sizes"] = {"train": len(train_pairs), "valid": len(valid_pairs), "test": len(test_pairs)}
-    train_ids = encode_pairs(train_pairs, src_tok, tgt_tok)
-    check_lengths(config, train_ids)
-    valid_batches = batches(encode_pairs(valid_pairs, src_tok, tgt_tok), config["batch_size"], shuffle=False)
-
-    mg.manual_seed(config["seed"])
-    model = build_model(config, src_tok.vocab_size, tgt_tok.vocab_size, pad_id=PAD_ID)
-    steps_per_epoch = len(batches(train_ids, config["batch_size"], seed=config["seed"], epoch=0))
-    steps_total = steps_per_epoch * config["epochs"]
-    if config["max_steps"]:
-        steps_total = min(steps_total, config["max_steps"])
-    opt, schedule = make_optimizer(config, model, max(steps_total, 2))
-    state = {"step": 0, "epoch": 0, "batch": 0, "best": -1.0, "history": [], "seconds": 0.0}
-    if resume:
-        state = restore(os.path.join(out, "checkpoint.safetensors"), model, opt, schedule)
-        print(f"resuming {out} at step {state['step']} (epoch {state['epoch'] + 1}, batch {state['batch']})")
-    else:
-        # A new run in a directory that held one: its files go first, so the two never mix.
-        os.makedirs(out, exist_ok=True)
-        for name in RUN_FILES + [f for f in os.listdir(out) if f.startswith("attention_") and f.endswith(".png")]:
-            if os.path.exists(os.path.join(out, name)):
-                os.remove(os.path.join(out, name))
-        save_json(config, os.path.join(out, "config.json"))
-
-    V = tgt_tok.vocab_size
-    print(f"{config['model']} with {model.num_parameters():,} parameters on {backend}; "
-          f"{len(train_pairs):,} training pairs, {steps_per_epoch} steps per epoch")
-    progress = _progress_bar(args)
-    started = time.perf_counter() - state["seconds"]
-    last_save = state["step"]
-
-    def reached_max_steps():
-        return bool(config["max_steps"]) and state["step"] >= config["max_steps"]
-
-    for epoch in range(state["epoch"], config["epochs"]):
-        if reached_max_steps():          # a resumed run that had already finished its steps
-            break
-        model.train()
-        epoch_batches = batches(train_ids, config["batch_size"], seed=config["seed"], epoch=epoch)
-        bar = progress(total=len(epoch_batches), initial=state["batch"], desc=f"epoch {epoch + 1}/{config['epochs']}")
-        pending, window_start = [], time.perf_counter()      # steps whose loss is still on the device
-        for i in range(state["batch"], len(epoch_batches)):
-            if reached_max_steps():
-                break
-            mg.manual_seed(step_seed(config["seed"], state["step"]))
-            batch = epoch_batches[i]
-            src, lengths, tgt_in, tgt_out = to_device(batch, backend)
-            logits, _ = model(src, lengths, tgt_in)                            # (B, T, V)
-            loss = F.cross_entropy(logits.reshape(-1, V), tgt_out.reshape(-1), ignore_index=PAD_ID,
-                                   label_smoothing=config["label_smoothing"])
-            opt.zero_grad()
-            loss.backward()
-            if config["clip"]:
-                optim.clip_grad_norm_(model.parameters(), config["clip"])
-            opt.step()
-            state["step"] += 1
-            state["batch"] = i + 1
-            pending.append((state["step"], loss.data, batch.num_tokens, opt.param_groups[0]["lr"]))
-            if schedule is not None:
-                schedule.step()
-            bar.update(1)
-            # The losses are read from the device once per 10 steps, not at every step.
-            if state["step"] % 10 == 0 or i + 1 == len(epoch_batches):
-                log_window(state, pending, epoch, time.perf_counter() - window_start, bar)
-                pending, window_start = [], time.perf_counter()
-            if state["step"] - last_save >= args.checkpoint_every:
-                if pending:
-                    log_window(state, pending, epoch, time.perf_counter() - window_start, bar)
-                    pending, window_start = [], time.perf_counter()
-                state["seconds"] = time.perf_counter() - started
-                save_checkpoint(os.path.join(out, "checkpoint.safetensors"), model.state_dict(),
-                                opt.state_dict(), _trainer_state(state, schedule))
-                last_save = state["step"]
-        if pending:
-            log_window(state, pending, epoch, time.perf_counter() - window_start, bar)
-        bar.close()
-        if state["batch"] == len(epoch_batches):                 # the epoch is complete
-            state["epoch"], state["batch"] = epoch + 1, 0
-        validate(model, valid_batches, valid_pairs, tgt_tok, backend, state, out, epoch, config)
-        state["seconds"] = time.perf_counter() - started
-        save_checkpoint(os.path.join(out, "checkpoint.safetensors"), model.state_dict(),
-                        opt.state_dict(), _trainer_state(state, schedule))
-        last_save = state["step"]
-        write_history(state["history"], os.path.join(out, "history.csv"))
-        if reached_max_steps():
-            break
-    return finish(model, config, args, out, test_pairs, src_tok, tgt_tok, backend, state)
+        schedule = None
+    return opt, schedule
 
 
-def max_positions(config):
-    """The Transformer's position table bounds its sequences; RNNs have no bound."""
-    return config["max_positions"] if config["model"] == "transformer" else None
+class TrainingLog:
+    """The losses of the last steps, read from the device together (one synchronization
+    per window, not per step); the history rows; the progress bar or progress lines; and
+    the divergence check: a NaN or infinite loss or gradient norm is flagged on the
+    device at every step and seen here, before anything is saved."""
+
+    WINDOW = 10
+
+    def __init__(self, config, state, total, start):
+        self.config, self.state, self.total = config, state, total
+        self.pending, self.window_start = [], time.perf_counter()
+        self.interactive = sys.stderr.isatty() and not config.no_progress
+        self.bar = None
+        if self.interactive:
+            from tqdm import tqdm
+            self.bar = tqdm(total=total, initial=start, desc="training", leave=False, dynamic_ncols=True)
+        self.last_line = start
+
+    def record(self, step, loss, grad_norm, tokens, lr):
+        xp = mg.backend.backend_of(loss.data).xp
+        finite = xp.isfinite(loss.data) & xp.isfinite(grad_norm.data)          # () bool, on the device
+        self.pending.append((step, loss.data, grad_norm.data, finite, tokens, lr))
+        if self.bar is not None:
+            self.bar.update(1)
+
+    def due(self):
+        return len(self.pending) >= self.WINDOW
+
+    def flush(self):
+        if not self.pending:
+            return
+        xp = mg.backend.backend_of(self.pending[0][1]).xp
+        losses, norms, finite = (mg.backend.to_numpy(xp.stack([p[i] for p in self.pending]))
+                                 for i in (1, 2, 3))                          # the one read of the window
+        if not finite.all():
+            bad = int(np.argmin(finite))
+            step = self.pending[bad][0]
+            self.close()
+            raise TrainingDiverged(
+                f"the training diverged at step {step}: loss {losses[bad]}, gradient norm {norms[bad]}. "
+                f"The run stopped; its files are those of its last checkpoint. Try a lower --lr (this run: "
+                f"{self.config.lr:g}), a longer --warmup, or --clip 1 if it was off")
+        seconds = time.perf_counter() - self.window_start
+        tokens_per_s = sum(p[4] for p in self.pending) / max(seconds, 1e-9)
+        for (step, _, _, _, _, lr), loss in zip(self.pending, losses.tolist()):
+            self.state["history"].append({"step": step, "train_loss": loss, "lr": lr, "tokens_per_s": tokens_per_s})
+        step = self.pending[-1][0]
+        if self.bar is not None:
+            self.bar.set_postfix(loss=f"{losses.mean():.3f}", tok_s=f"{tokens_per_s:,.0f}")
+        elif not self.config.no_progress and step - self.last_line >= self.config.log_every:
+            print(f"step {step}/{self.total}: loss {losses.mean():.4f}, lr {self.pending[-1][5]:.2e}, "
+                  f"{tokens_per_s:,.0f} tokens/s", flush=True)
+            self.last_line = step
+        self.pending, self.window_start = [], time.perf_counter()
+
+    def write(self, line):
+        if self.bar is not None:
+            self.bar.write(line)
+        else:
+            print(line, flush=True)
+
+    def close(self):
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None
 
 
-def decode_limit(config, source_length):
-    return _decode_limit(source_length, max_positions(config))
-
-
-def check_lengths(config, encoded_pairs):
-    """Every training sequence must fit the Transformer's position table."""
-    limit = max_positions(config)
-    if limit is None or not encoded_pairs:
-        return
-    longest = max(max(len(s), len(t) + 1) for s, t in encoded_pairs)     # + <bos> or <eos>
-    if longest > limit:
-        raise DataError(f"a training sequence has {longest} tokens, more than --max-positions {limit}: "
-                        "raise --max-positions, lower --max-length, or use a coarser --tokenizer")
-
-
-def log_window(state, pending, epoch, seconds, bar):
-    """One history row per step of the window, read from the device at once."""
-    losses = mg.backend.to_numpy(mg.backend.backend_of(pending[0][1]).xp.stack([p[1] for p in pending]))
-    tokens_per_s = sum(p[2] for p in pending) / max(seconds, 1e-9)
-    for (step, _, _, lr), loss in zip(pending, losses.tolist()):
-        state["history"].append({"step": step, "epoch": epoch + 1, "train_loss": loss, "lr": lr,
-                                 "tokens_per_s": tokens_per_s})
-    bar.set_postfix(loss=f"{losses.mean():.3f}", tok_s=f"{tokens_per_s:,.0f}")
-
-
-def validate(model, valid_batches, valid_pairs, tgt_tok, backend, state, out, epoch, config):
-    """Validation metrics into the history; the best weights (by exact match) saved."""
-    metrics, _ = evaluate(model, valid_batches, [t for _, t in valid_pairs], tgt_tok, backend,
-                          max_positions=max_positions(config))
+def validate(objective, model, state, out):
+    """Validation metrics into the history; the best weights so far saved."""
+    metrics = objective.evaluate(model, "valid")
     model.train()
-    row = {"step": state["step"], "epoch": epoch + 1}
-    row.update({f"valid_{k}": v for k, v in metrics.items()})
+    row = {"step": state["step"]}
+    row.update({f"valid_{k}": v for k, v in metrics.items() if isinstance(v, (int, float))})
     state["history"].append(row)
-    print(f"  valid: loss {metrics['loss']:.4f}, token accuracy {metrics['token_accuracy']:.4f}, "
-          f"exact match {metrics['exact_match']:.4f}, BLEU {metrics['bleu']:.2f}")
-    score = metrics["exact_match"] + 1e-3 * metrics["token_accuracy"]       # ties: token accuracy
-    if score > state["best"]:
+    epoch = objective.epoch_of(state["step"] - 1)
+    where = f"epoch {epoch + 1}, step {state['step']}" if epoch is not None else f"step {state['step']}"
+    print(f"  valid ({where}): {objective.valid_line(metrics)}", flush=True)
+    score = objective.score(metrics)
+    if state["best"] is None or score > state["best"]:
         state["best"] = score
         save_weights(model.state_dict(), os.path.join(out, "model.safetensors"))
+    state["validated_step"] = state["step"]
 
 
 def restore(path, model, opt, schedule):
@@ -403,17 +499,24 @@ def restore(path, model, opt, schedule):
     try:
         model.load_state_dict(model_state)
         opt.load_state_dict(opt_state)
-    except (KeyError, ValueError) as e:
-        raise CheckpointError(f"{path} does not match the model of this run's config.json: {e}") from None
-    try:
-        if schedule is not None and trainer.get("schedule"):
+    except (KeyError, ValueError, TypeError, IndexError) as e:
+        raise CheckpointError(f"{path} does not match the model and optimizer of this run's config.json: "
+                              f"{e}") from None
+    expected = {"step": int, "best": (int, float, type(None)), "validated_step": (int, type(None)),
+                "history": list, "seconds": (int, float)}
+    for key, kind in expected.items():
+        if key not in trainer or not isinstance(trainer[key], kind) or isinstance(trainer[key], bool):
+            raise CheckpointError(f"{path}: the trainer state lacks a valid {key!r} (got {trainer.get(key)!r:.60}); "
+                                  "it was not written by this train.py")
+    if schedule is not None and trainer.get("schedule"):
+        try:
             schedule.load_state_dict(trainer["schedule"])
-        return {k: trainer[k] for k in ("step", "epoch", "batch", "best", "history", "seconds")}
-    except KeyError as e:
-        raise CheckpointError(f"{path} lacks the trainer state {e}; it was not written by this train.py") from None
+        except (KeyError, TypeError, ValueError) as e:
+            raise CheckpointError(f"{path}: unreadable schedule state ({e})") from None
+    return {key: trainer[key] for key in expected}
 
 
-def _trainer_state(state, schedule):
+def trainer_state(state, schedule):
     return dict(state, schedule=schedule.state_dict() if schedule is not None else None)
 
 
@@ -434,128 +537,99 @@ def write_history(history, path):
 # The end of a run: test metrics, samples, plots, summary
 # --------------------------------------------------------------------------- #
 
-def finish(model, config, args, out, test_pairs, src_tok, tgt_tok, backend, state):
+def finish(objective, model, config, args, out, state):
+    """Everything after the last step; a kill in here is finished again by --resume,
+    to the same files (it reads only the saved best weights and the test split)."""
     model.load_state_dict(load_weights(os.path.join(out, "model.safetensors")))
-    test_batches = batches(encode_pairs(test_pairs, src_tok, tgt_tok), config["batch_size"], shuffle=False)
-    references = [t for _, t in test_pairs]
-    metrics, hypotheses = evaluate(model, test_batches, references, tgt_tok, backend, config["beam_size"],
-                                   config["length_penalty"], max_positions(config))
-    metrics.update({"steps": state["step"], "train_seconds": round(state["seconds"], 1),
-                    "parameters": model.num_parameters(), "test_pairs": len(test_pairs)})
+    metrics = objective.evaluate(model, "test")
+    metrics.update(steps=state["step"], train_seconds=round(state["seconds"], 1),
+                   parameters=model.num_parameters())
     save_json(metrics, os.path.join(out, "metrics.json"))
-    write_samples(test_pairs, hypotheses, os.path.join(out, "samples.txt"))
-    if not args.no_plots:
+    text = objective.sample_lines(model)
+    atomic_write(os.path.join(out, "samples.txt"), lambda tmp: _write_text(tmp, text))
+    if not config.no_plots:
         from models.plots import plot_curves
         plot_curves(state["history"], os.path.join(out, "curves.png"))
-        plot_attention_maps(model, config, test_pairs[:3], src_tok, tgt_tok, backend, out)
-    print_summary(metrics, out)
+        objective.plots(model, out)
+    print_summary(objective, metrics, out)
     return metrics
 
 
-def write_samples(pairs, hypotheses, path, limit=100):
-    lines = []
-    for (src, ref), hyp in list(zip(pairs, hypotheses))[:limit]:
-        mark = "" if hyp == ref else "   <- differs"
-        lines.append(f"source:     {src}\nreference:  {ref}\nhypothesis: {hyp}{mark}\n")
-
-    def write(tmp):
-        with open(tmp, "w", encoding="utf-8") as f:
-            f.write("\n".join(lines))
-    atomic_write(path, write)
+def _write_text(path, text):
+    with open(path, "w", encoding="utf-8") as f:
+        f.write(text)
 
 
-def plot_attention_maps(model, config, pairs, src_tok, tgt_tok, backend, out):
-    """attention_<i>.png for a few sentences: RNN models one map; the Transformer, the
-    heads of its last layer and head 0 of its first."""
-    from models.plots import plot_attention
-    is_transformer = hasattr(model, "keep_attention")
-    model.eval()
-    for i, (src_text, _) in enumerate(pairs):
-        ids = src_tok.encode(src_text)
-        src = mg.Tensor(mg.backend.backend_by_name(backend).from_numpy(np.array([ids], dtype=np.int64)))
-        out_hyp = greedy_decode(model, src, [len(ids)], BOS_ID, EOS_ID, max_len=decode_limit(config, len(ids)),
-                                keep_attention=True)
-        steps = out_hyp.attention[0] if out_hyp.attention else None
-        if not steps:
-            continue
-        out_tokens = tgt_tok.pieces(out_hyp.tokens[0]) + ["<eos>"]
-        steps = steps[:len(out_tokens)]
-        out_tokens = out_tokens[:len(steps)]
-        if is_transformer:
-            layers = len(steps[0])
-            heads = steps[0][0].shape[0]
-            chosen = [(layers - 1, h) for h in range(heads)] + ([(0, 0)] if layers > 1 else [])
-            maps = [np.stack([step[layer][head] for step in steps]) for layer, head in chosen]
-            titles = [f"layer {layer + 1}, head {head + 1}" for layer, head in chosen]
-        else:
-            maps, titles = [np.stack(steps)], [f"{model.attention_kind} attention"]
-        plot_attention(src_tok.pieces(ids), out_tokens, maps, titles, os.path.join(out, f"attention_{i}.png"))
-
-
-def print_summary(metrics, out):
-    rows = [("exact match", f"{metrics['exact_match']:.4f}"), ("BLEU", f"{metrics['bleu']:.2f}"),
-            ("token accuracy", f"{metrics['token_accuracy']:.4f}"), ("loss", f"{metrics['loss']:.4f}"),
-            ("perplexity", f"{metrics['perplexity']:.3f}"), ("steps", str(metrics.get("steps", ""))),
-            ("time", f"{metrics.get('train_seconds', 0):.0f} s"), ("run directory", out)]
+def print_summary(objective, metrics, out):
+    rows = objective.summary(metrics)
+    if "steps" in metrics:
+        rows += [("steps", str(metrics["steps"])), ("time", f"{metrics.get('train_seconds', 0):.0f} s")]
+    rows.append(("run directory", out))
     width = max(len(k) for k, _ in rows)
-    print("\ntest split" + "\n" + "\n".join(f"  {k:<{width}}  {v}" for k, v in rows))
-
-
-def _progress_bar(args):
-    from tqdm import tqdm
-
-    def make(**kwargs):
-        return tqdm(disable=args.no_progress, leave=False, dynamic_ncols=True, **kwargs)
-    return make
+    print("\ntest split\n" + "\n".join(f"  {k:<{width}}  {v}" for k, v in rows))
 
 
 # --------------------------------------------------------------------------- #
 # Using a saved run
 # --------------------------------------------------------------------------- #
 
-def load_run(run_dir, backend):
-    config = load_json(os.path.join(run_dir, "config.json"))
-    mg.set_backend(backend)
+def load_run(run_dir, args, typed, load_data=False):
+    """(config, objective, model with the best weights) of a saved run. The run's own
+    backend unless --backend is typed; --beam-size and --length-penalty as typed."""
+    config, tokenizers = read_config(run_dir)
+    changes = {k: getattr(args, k) for k in ("backend", "beam_size", "length_penalty") if k in typed}
+    config = dataclasses.replace(config, out=run_dir, **changes)
+    mg.set_backend(config.backend)
+    objective = make_objective(config, tokenizers, load_data=load_data)
+    model = objective.build_model()
+    path = os.path.join(run_dir, "model.safetensors")
     try:
-        src_tok, tgt_tok = (tokenizer_from_dict(config[k]) for k in ("src_tokenizer", "tgt_tokenizer"))
-        model = build_model(config, src_tok.vocab_size, tgt_tok.vocab_size, pad_id=PAD_ID)
-    except KeyError as e:
-        raise CheckpointError(f"{run_dir}/config.json lacks {e}; it was not written by this train.py") from None
-    try:
-        model.load_state_dict(load_weights(os.path.join(run_dir, "model.safetensors")))
+        model.load_state_dict(load_weights(path))
     except (KeyError, ValueError) as e:
-        raise CheckpointError(f"{run_dir}/model.safetensors does not match its config.json: {e}") from None
-    return config, model.eval(), src_tok, tgt_tok
+        raise CheckpointError(f"{path} does not match its config.json: {e}") from None
+    return config, objective, model.eval()
 
 
-def evaluate_run(run_dir, args):
-    config, model, src_tok, tgt_tok = load_run(run_dir, args.backend)
-    _, _, test_pairs = load_pairs(config)
-    test_batches = batches(encode_pairs(test_pairs, src_tok, tgt_tok), config["batch_size"], shuffle=False)
-    metrics, _ = evaluate(model, test_batches, [t for _, t in test_pairs], tgt_tok, args.backend,
-                          args.beam_size, args.length_penalty, max_positions(config))
-    print_summary(metrics, run_dir)
+def evaluate_run(run_dir, args, typed):
+    _, objective, model = load_run(run_dir, args, typed, load_data=True)
+    metrics = objective.evaluate(model, "test")
+    print_summary(objective, metrics, run_dir)
     return metrics
 
 
-def translate(run_dir, text, args):
-    config, model, src_tok, tgt_tok = load_run(run_dir, args.backend)
-    if config["data"]:                        # the cleaning the training corpus had
-        text = clean_text(text, None if config["normalize"] == "none" else config["normalize"],
-                          config["lowercase"], config["split_punctuation"])
-    ids = src_tok.encode(text)
-    if not ids:
-        raise DataError(f"the text {text!r} has no tokens the model knows")
-    src = mg.Tensor(mg.backend.backend_by_name(args.backend).from_numpy(np.array([ids], dtype=np.int64)))
-    limit = decode_limit(config, len(ids))
-    if args.beam_size > 1:
-        out = beam_search(model, src, [len(ids)], BOS_ID, EOS_ID, beam_size=args.beam_size, max_len=limit,
-                          alpha=args.length_penalty)
+def use_run(args, typed):
+    """--translate, --generate, --fill: the input's lines through the run's model."""
+    action = next(a for a in ("translate", "generate", "fill") if getattr(args, a) is not None)
+    config, objective, model = load_run(args.run, args, typed)
+    wanted = {"translate": "translation", "generate": "language_model", "fill": "masked_lm"}[action]
+    if objective.name != wanted:
+        raise ConfigError(f"--{action} needs a run of a {wanted.replace('_', ' ')} model; {args.run} holds a "
+                          f"--model {config.model} run")
+    lines = read_inputs(getattr(args, action))
+    outputs = objective.use(model, lines, args)
+    for line in outputs:
+        print(line)
+    return outputs[0] if len(outputs) == 1 else outputs
+
+
+def read_inputs(value):
+    """TEXT itself; '-' the lines of standard input; '@FILE' the lines of FILE."""
+    if value == "-":
+        lines = sys.stdin.read().splitlines()
+    elif value.startswith("@"):
+        try:
+            with open(value[1:], encoding="utf-8") as f:
+                lines = f.read().splitlines()
+        except FileNotFoundError:
+            raise DataError(f"no such input file: {value[1:]}") from None
+        except UnicodeDecodeError as e:
+            raise DataError(f"{value[1:]}: expected UTF-8 text ({e.reason} at byte {e.start})") from None
     else:
-        out = greedy_decode(model, src, [len(ids)], BOS_ID, EOS_ID, max_len=limit)
-    result = tgt_tok.decode(out.tokens[0])
-    print(result)
-    return result
+        return [value]
+    lines = [line for line in lines if line.strip()]
+    if not lines:
+        raise DataError("expected at least one non-empty input line, got none")
+    return lines
 
 
 if __name__ == "__main__":

@@ -387,10 +387,18 @@ def torch_tensors(arrays):
 # B = 64 pairs, S longest source, T longest target + 1, D = 128, V_src, V_tgt the
 # character vocabularies of the date task.
 
-def train_py_default_config():
-    """train.py's defaults (its own parser), dropout 0 (see the module docstring)."""
-    import train
-    return dict(vars(train.parse_args([])), dropout=0.0)
+def train_py_default_objective():
+    """train.py's default run (its own parser and config), dropout 0 (see the module
+    docstring): the objective holds the data, tokenizers and the model's settings."""
+    if "objective" not in _date_batch:
+        import dataclasses
+
+        import train
+        from models.objectives import make_objective
+        args, _ = train.parse_args([])
+        config = dataclasses.replace(train.new_config(args), dropout=0.0)
+        _date_batch["objective"] = make_objective(config)
+    return _date_batch["objective"]
 
 
 _date_batch = {}
@@ -398,27 +406,15 @@ _date_batch = {}
 
 def date_task_batch(rng=None):
     """The first batch of train.py's first epoch: (src, src_lengths, tgt_in, tgt_out)
-    as NumPy arrays, and the two vocabulary sizes. Built once (``rng`` unused: the
-    batch is train.py's, from its seed)."""
-    if not _date_batch:
-        import train
-        from minigrad.data import batches, encode_pairs
-        config = train_py_default_config()
-        train_pairs, _, _ = train.load_pairs(config)
-        src_tok, tgt_tok = train.fit_tokenizers(config, train_pairs)
-        first = batches(encode_pairs(train_pairs, src_tok, tgt_tok), config["batch_size"],
-                        seed=config["seed"], epoch=0)[0]
-        _date_batch.update(arrays=(first.src, first.src_lengths, first.tgt_in, first.tgt_out),
-                           vocab=(src_tok.vocab_size, tgt_tok.vocab_size))
-    return _date_batch["arrays"]
+    as NumPy arrays (``rng`` unused: the batch is train.py's, from its seed)."""
+    first = train_py_default_objective().train_batch(0)
+    return first.src, first.src_lengths, first.tgt_in, first.tgt_out
 
 
 class MinigradTrainPyDefault(nn.Module):
     def __init__(self):
         super().__init__()
-        from models.factory import build_model
-        date_task_batch()
-        self.model = build_model(train_py_default_config(), *_date_batch["vocab"], pad_id=PAD)
+        self.model = train_py_default_objective().build_model()
 
     def forward(self, src, src_lengths, tgt_in, tgt_out):
         logits, _ = self.model(src, src_lengths, tgt_in)                   # (B, T, V_tgt)
@@ -431,16 +427,16 @@ class TorchSeq2SeqTransformer(TorchModule):
 
     def __init__(self, config, src_vocab, tgt_vocab):
         super().__init__()
-        D = config["d_model"]
+        D = config.d_model
         self.d_model = D
         self.src_embed = torch.nn.Embedding(src_vocab, D, padding_idx=PAD)
         self.tgt_embed = torch.nn.Embedding(tgt_vocab, D, padding_idx=PAD)
         # minigrad's table (not in its state_dict: a non-persistent buffer), as float32
         from minigrad.nn.positional_encoding import sinusoidal_positional_encoding
-        table = sinusoidal_positional_encoding(config["max_positions"], D, dtype="float32")
+        table = sinusoidal_positional_encoding(config.max_positions, D, dtype="float32")
         self.register_buffer("pe", torch.from_numpy(table.numpy()), persistent=False)  # (L, D)
         self.transformer = torch.nn.Transformer(
-            D, config["heads"], config["layers"], config["layers"], config["ff"], dropout=0.0,
+            D, config.heads, config.layers, config.layers, config.ff, dropout=0.0,
             batch_first=True)
         self.generator = torch.nn.Linear(D, tgt_vocab)
 
@@ -461,7 +457,9 @@ class TorchSeq2SeqTransformer(TorchModule):
 class TorchTrainPyDefault(TorchModule):
     def __init__(self):
         super().__init__()
-        self.model = TorchSeq2SeqTransformer(train_py_default_config(), *_date_batch["vocab"])
+        objective = train_py_default_objective()
+        self.model = TorchSeq2SeqTransformer(objective.config, objective.src_tok.vocab_size,
+                                             objective.tgt_tok.vocab_size)
 
     def forward(self, src, src_lengths, tgt_in, tgt_out):
         logits = self.model(src, src_lengths, tgt_in)                        # (B, T, V_tgt)

@@ -12,6 +12,7 @@ at any moment leaves either the old file or the new one, whole.
     config.json             everything needed to rebuild the model and tokenizers
 """
 import json
+import math
 import os
 import tempfile
 
@@ -19,8 +20,8 @@ import numpy as np
 from safetensors import SafetensorError
 from safetensors.numpy import load_file, safe_open, save_file
 
-__all__ = ["CheckpointError", "atomic_write", "save_weights", "load_weights", "save_checkpoint",
-           "load_checkpoint", "save_json", "load_json"]
+__all__ = ["CheckpointError", "NonFiniteWeightsError", "atomic_write", "save_weights", "load_weights",
+           "save_checkpoint", "load_checkpoint", "save_json", "load_json", "strict_json"]
 
 
 _UMASK = os.umask(0)
@@ -29,6 +30,10 @@ os.umask(_UMASK)
 
 class CheckpointError(RuntimeError):
     """A saved run that is missing, corrupt or does not match the model."""
+
+
+class NonFiniteWeightsError(RuntimeError):
+    """Weights with a NaN or an infinity were about to overwrite a saved file."""
 
 
 def atomic_write(path, write):
@@ -62,11 +67,25 @@ def _fsync(path):
         os.close(fd)
 
 
+def strict_json(obj):
+    """``obj`` with every non-finite float replaced by None: JSON has no NaN or Infinity
+    (Python's ``json`` would write the bare, invalid tokens ``NaN`` and ``Infinity``)."""
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
+    if isinstance(obj, dict):
+        return {k: strict_json(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [strict_json(v) for v in obj]
+    return obj
+
+
 def save_json(obj, path):
+    """``obj`` as strict JSON (non-finite numbers as null), atomically."""
+    text = json.dumps(strict_json(obj), indent=2, ensure_ascii=False, allow_nan=False) + "\n"
+
     def write(tmp):
         with open(tmp, "w", encoding="utf-8") as f:
-            json.dump(obj, f, indent=2, ensure_ascii=False)
-            f.write("\n")
+            f.write(text)
     atomic_write(path, write)
 
 
@@ -81,8 +100,15 @@ def load_json(path):
 
 
 def save_weights(state_dict, path, metadata=None):
-    """state_dict (name -> NumPy array) to a safetensors file, atomically."""
+    """state_dict (name -> NumPy array) to a safetensors file, atomically.
+
+    Refuses (``NonFiniteWeightsError``) arrays holding a NaN or an infinity: a diverged
+    model must never overwrite a good saved file, whatever the caller checked before.
+    """
     arrays = {k: np.ascontiguousarray(v) for k, v in state_dict.items()}
+    for name, array in arrays.items():
+        if array.dtype.kind == "f" and not np.isfinite(array).all():
+            raise NonFiniteWeightsError(f"{name} holds NaN or infinite values; {path} was not written")
     atomic_write(path, lambda tmp: save_file(arrays, tmp, metadata=metadata))
 
 
@@ -107,7 +133,7 @@ def save_checkpoint(path, model_state, optimizer_state, trainer_state):
                 arrays[f"optim.{index}.{name}"] = value
             else:
                 scalars[f"{index}.{name}"] = value
-    meta = {"trainer": json.dumps(trainer_state),
+    meta = {"trainer": json.dumps(strict_json(trainer_state), allow_nan=False),
             "optimizer": json.dumps({"param_groups": optimizer_state["param_groups"], "scalars": scalars})}
     save_weights(arrays, path, metadata=meta)
 
@@ -120,15 +146,19 @@ def load_checkpoint(path):
             meta = f.metadata() or {}
         trainer = json.loads(meta["trainer"])
         optim_meta = json.loads(meta["optimizer"])
-    except (KeyError, json.JSONDecodeError, SafetensorError) as e:
-        raise CheckpointError(f"{path} has no trainer state ({e}); it was not written by train.py") from None
-    model_state = {k[len("model."):]: v for k, v in arrays.items() if k.startswith("model.")}
-    state = {}
-    for key, value in arrays.items():
-        if key.startswith("optim."):
-            _, index, name = key.split(".", 2)
+        model_state = {k[len("model."):]: v for k, v in arrays.items() if k.startswith("model.")}
+        state = {}
+        for key, value in arrays.items():
+            if key.startswith("optim."):
+                _, index, name = key.split(".", 2)
+                state.setdefault(int(index), {})[name] = value
+        for key, value in optim_meta["scalars"].items():
+            index, name = key.split(".", 1)
             state.setdefault(int(index), {})[name] = value
-    for key, value in optim_meta["scalars"].items():
-        index, name = key.split(".", 1)
-        state.setdefault(int(index), {})[name] = value
-    return model_state, {"state": state, "param_groups": optim_meta["param_groups"]}, trainer
+        optimizer_state = {"state": state, "param_groups": optim_meta["param_groups"]}
+    except (KeyError, ValueError, TypeError, AttributeError, SafetensorError) as e:
+        raise CheckpointError(f"{path} has no readable trainer or optimizer state ({type(e).__name__}: {e}); "
+                              "it was not written by this train.py") from None
+    if not isinstance(trainer, dict):
+        raise CheckpointError(f"{path}: expected the trainer state as a JSON object, got {trainer!r:.60}")
+    return model_state, optimizer_state, trainer

@@ -5,7 +5,9 @@
     token_accuracy  share of target tokens whose teacher-forced argmax is right
     exact_match     share of sentences whose decoded output equals the reference
     bleu            corpus BLEU of the decoded outputs (Papineni et al., 2002), by
-                    sacrebleu with its standard 13a tokenization (Post, 2018)
+                    sacrebleu with its standard 13a tokenization (Post, 2018), on
+                    detokenized outputs against the references as written;
+                    ``bleu_signature`` says exactly which BLEU it is
 """
 import math
 
@@ -69,11 +71,24 @@ def decode_texts(model, batches, tgt_tokenizer, backend, beam_size=1, alpha=0.6,
     return texts
 
 
-def evaluate(model, batches, references, tgt_tokenizer, backend, beam_size=1, alpha=0.6, max_positions=None):
-    """Every metric of the module docstring, and the hypotheses (for samples.txt)."""
+def evaluate(model, batches, references, tgt_tokenizer, backend, beam_size=1, alpha=0.6, max_positions=None,
+             detokenize=None, lowercase=False):
+    """Every metric of the module docstring, and the hypotheses (for samples.txt).
+
+    ``detokenize``: a function applied to each decoded output before it is compared
+    (a corpus whose punctuation was split off for training gets it joined back);
+    ``lowercase``: BLEU ignores case (the model was trained on lower-cased text, the
+    references are as written): sacreBLEU's ``case:lc``.
+    """
     model.eval()
     metrics = teacher_forced_metrics(model, batches, backend)
     hypotheses = decode_texts(model, batches, tgt_tokenizer, backend, beam_size, alpha, max_positions)
-    metrics["exact_match"] = sum(h == r for h, r in zip(hypotheses, references)) / max(len(references), 1)
-    metrics["bleu"] = sacrebleu.corpus_bleu(hypotheses, [references]).score
+    if detokenize is not None:
+        hypotheses = [detokenize(h) for h in hypotheses]
+    compared = [h.lower() for h in hypotheses] if lowercase else hypotheses
+    expected = [r.lower() for r in references] if lowercase else references
+    metrics["exact_match"] = sum(h == r for h, r in zip(compared, expected)) / max(len(references), 1)
+    bleu = sacrebleu.metrics.BLEU(lowercase=lowercase)
+    metrics["bleu"] = bleu.corpus_score(hypotheses, [references]).score
+    metrics["bleu_signature"] = str(bleu.get_signature())
     return metrics, hypotheses

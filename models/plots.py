@@ -13,7 +13,18 @@ matplotlib.use("Agg")                          # files only: no display needed
 import matplotlib.pyplot as plt                # noqa: E402
 import numpy as np                             # noqa: E402
 
-__all__ = ["plot_curves", "plot_attention"]
+from models.checkpoint import atomic_write     # noqa: E402
+
+__all__ = ["plot_curves", "plot_attention", "save_figure"]
+
+
+def save_figure(fig, path):
+    """The figure as a PNG, written like every file of a run: to a temporary file, then
+    renamed (a kill during the drawing leaves the previous PNG whole, never 0 bytes)."""
+    try:
+        atomic_write(path, lambda tmp: fig.savefig(tmp, format="png", dpi=110))
+    finally:
+        plt.close(fig)
 
 
 def plot_curves(history, path):
@@ -34,8 +45,7 @@ def plot_curves(history, path):
         ax.grid(alpha=0.3)
         ax.legend()
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    save_figure(fig, path)
 
 
 def plot_attention(source_tokens, output_tokens, maps, titles, path):
@@ -56,5 +66,4 @@ def plot_attention(source_tokens, output_tokens, maps, titles, path):
     for ax in list(axes.flat)[n:]:
         ax.axis("off")
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    save_figure(fig, path)

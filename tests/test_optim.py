@@ -377,8 +377,9 @@ def test_clip_grad_norm_returns_the_norm_and_scales_by_max_norm_over_norm_plus_e
     arrays = [p.grad for p in params]
     norm = np.sqrt(sum(np.sum(g ** 2) for g in grads))
     total = optim.clip_grad_norm_((p for p in params), ratio * norm)   # a generator, as model.parameters()
-    assert isinstance(total, float)
-    assert total == pytest.approx(norm, rel=1e-12)
+    assert isinstance(total, mg.Tensor) and total.shape == () and total.dtype == np.float64
+    assert type(total.data) is type(arrays[0])                # on the gradients' device, not read back
+    assert float(total) == pytest.approx(norm, rel=1e-12)
     coef = min(1.0, ratio * norm / (norm + 1e-6))              # PyTorch's clip_coef, clamped to 1
     for p, a, g in zip(params, arrays, grads):
         assert p.grad is a
@@ -398,7 +399,27 @@ def test_clip_grad_norm_leaves_gradients_below_max_norm_bit_for_bit(backend):
 
 
 def test_clip_grad_norm_without_gradients_returns_zero():
-    assert optim.clip_grad_norm_([make_param(np.ones(3), "numpy")], 1.0) == 0.0
+    assert float(optim.clip_grad_norm_([make_param(np.ones(3), "numpy")], 1.0)) == 0.0
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_clip_grad_norm_with_an_infinite_max_norm_measures_and_leaves_gradients_alone(backend):
+    grads = [np.random.default_rng(8).standard_normal(shape) for shape in CLIP_SHAPES]
+    params = [make_param(np.zeros(shape), backend) for shape in CLIP_SHAPES]
+    for p, g in zip(params, grads):
+        set_grad(p, g, backend)
+    total = optim.clip_grad_norm_(params, float("inf"))
+    assert float(total) == pytest.approx(np.sqrt(sum(np.sum(g ** 2) for g in grads)), rel=1e-12)
+    for p, g in zip(params, grads):
+        np.testing.assert_array_equal(to_numpy(p.grad), g)
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf])
+def test_clip_grad_norm_of_a_non_finite_gradient_is_non_finite(bad):
+    g = np.array([1.0, bad, 2.0])
+    param = make_param(np.zeros(3), "numpy")
+    set_grad(param, g, "numpy")
+    assert not np.isfinite(float(optim.clip_grad_norm_([param], 1.0)))
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
@@ -416,7 +437,7 @@ def test_clip_grad_norm_matches_pytorch(backend, dtype, rtol, max_norm):
         tp.grad = torch.tensor(g)
     total = optim.clip_grad_norm_(params, max_norm)
     torch_total = torch.nn.utils.clip_grad_norm_(torch_params, max_norm)
-    assert total == pytest.approx(torch_total.item(), rel=rtol)
+    assert float(total) == pytest.approx(torch_total.item(), rel=rtol)
     for p, tp in zip(params, torch_params):
         assert p.grad.dtype == dtype
         np.testing.assert_allclose(to_numpy(p.grad), tp.grad.numpy(), rtol=rtol, atol=rtol * 1e-2)

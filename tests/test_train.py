@@ -12,6 +12,7 @@ import pytest
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import train  # noqa: E402  (the application beside the package)
 from models import checkpoint  # noqa: E402
+from models.objectives import translation  # noqa: E402
 
 import minigrad as mg  # noqa: E402
 
@@ -22,6 +23,11 @@ TINY = ["--task", "reverse", "--num-pairs", "400", "--model", "gru", "--embed-di
 def run(tmp_path, *extra, name="run"):
     out = str(tmp_path / name)
     return train.main(TINY + ["--out", out, *extra]), out
+
+
+def load_run(out):
+    args, typed = train.parse_args([])
+    return train.load_run(out, args, typed)
 
 
 def history(out):
@@ -44,10 +50,10 @@ def test_a_tiny_run_learns_and_leaves_every_file(tmp_path):
 
 def test_a_saved_run_reloads_to_identical_outputs(tmp_path):
     _, out = run(tmp_path, "--max-steps", "5", "--no-plots")
-    config, model, src_tok, tgt_tok = train.load_run(out, "numpy")
-    again = train.load_run(out, "numpy")[1]
-    src = mg.Tensor(np.array([src_tok.encode("abcdef")]))
-    tgt = mg.Tensor(np.array([[1] + tgt_tok.encode("fedcba")]))
+    _, objective, model = load_run(out)
+    again = load_run(out)[2]
+    src = mg.Tensor(np.array([objective.src_tok.encode("abcdef")]))
+    tgt = mg.Tensor(np.array([[1] + objective.tgt_tok.encode("fedcba")]))
     a, _ = model(src, [6], tgt)
     b, _ = again(src, [6], tgt)
     np.testing.assert_array_equal(a.numpy(), b.numpy())
@@ -178,17 +184,18 @@ def test_a_corpus_run_translates_with_the_corpus_cleaning(tmp_path, capsys, monk
                 "--hidden", "8", "--layers", "1", "--max-steps", "3", "--no-progress", "--no-plots",
                 "--out", out])
     config = json.load(open(os.path.join(out, "config.json")))
-    assert "hello" in config["src_tokenizer"]["vocab"] and "," in config["src_tokenizer"]["vocab"]
-    _, _, src_tok, _ = train.load_run(out, "numpy")
+    vocab = config["tokenizers"]["source"]["vocab"]
+    assert "hello" in vocab and "," in vocab
+    src_tok = load_run(out)[1].src_tok
     seen = []
-    real_decode = train.greedy_decode
+    real_decode = translation.greedy_decode
 
     def spy(model, src, *args, **kwargs):
         seen.append(src.numpy()[0].tolist())
         return real_decode(model, src, *args, **kwargs)
-    monkeypatch.setattr(train, "greedy_decode", spy)
+    monkeypatch.setattr(translation, "greedy_decode", spy)
     capsys.readouterr()
-    name = next(w for w in config["src_tokenizer"]["vocab"] if w not in ("hello", ",", "!") and w.isalpha())
+    name = next(w for w in vocab if w not in ("hello", ",", "!") and w.isalpha())
     result = train.main(["--translate", f"HELLO,{name.upper()}!", "--run", out])
     # "HELLO,NAME!" reaches the model as "hello , name !": four known words, no <unk>
     assert seen == [src_tok.encode(f"hello , {name} !")] and 3 not in seen[0] and len(seen[0]) == 4
@@ -207,11 +214,11 @@ def test_a_bad_flag_value_is_named(tmp_path, capsys, flags, message):
     assert not (tmp_path / "r").exists()                         # nothing written
 
 
-def test_a_new_run_in_an_old_run_directory_starts_clean(tmp_path):
+def test_an_overwritten_run_directory_starts_clean(tmp_path):
     _, out = run(tmp_path, "--max-steps", "3", "--no-plots")
     with open(os.path.join(out, "attention_7.png"), "wb") as f:
         f.write(b"an old plot")
-    run(tmp_path, "--max-steps", "2", "--no-plots")
+    run(tmp_path, "--max-steps", "2", "--no-plots", "--overwrite")
     assert not os.path.exists(os.path.join(out, "attention_7.png"))
     assert [int(r["step"]) for r in history(out) if r["train_loss"]] == [1, 2]
 

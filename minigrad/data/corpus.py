@@ -25,10 +25,11 @@ Then the length filter keeps a pair only if both sides have between ``min_length
 import os
 import random
 import unicodedata
+from dataclasses import dataclass
 
 from minigrad.data.vocab import DataError
 
-__all__ = ["load_tsv", "split_pairs", "clean_text"]
+__all__ = ["load_tsv", "load_corpus", "Corpus", "split_pairs", "clean_text", "detokenize"]
 
 NORMALIZATIONS = (None, "NFC", "NFKC", "NFD", "NFKD")
 _SHOWN_CHARS = 60                                 # how much of a bad line an error shows
@@ -43,6 +44,34 @@ def clean_text(text, normalize="NFC", lowercase=False, split_punctuation=False):
     if split_punctuation:
         text = "".join(f" {ch} " if unicodedata.category(ch).startswith("P") else ch for ch in text)
     return " ".join(text.split())
+
+
+#: Punctuation that joins the word before it ("word ." -> "word."), the word after it
+#: ("( word" -> "(word"), or both ("l ' ai" -> "l'ai", "Max - Diamand" -> "Max-Diamand").
+_JOINS_LEFT = set(".,!?;:)]}»%…”›")
+_JOINS_RIGHT = set("([{«¿¡“‹")
+_JOINS_BOTH = set("'’-/")
+
+
+def detokenize(text):
+    """Undo ``split_punctuation``: punctuation back against the words it was split from.
+
+        "aujourd ' hui , je vais à l ' école ."  ->  "aujourd'hui, je vais à l'école."
+        "c ' est ( très ) bien !"                 ->  "c'est (très) bien!"
+
+    The spaces the cleaning added cannot be told from spaces the text had, so this is a
+    convention (English typography: no space before . , ! ? ; :), not an exact inverse;
+    sacreBLEU's own tokenization splits punctuation again, so BLEU does not depend on it.
+    """
+    out = []
+    glue_next = False
+    for piece in text.split():
+        if out and (glue_next or piece in _JOINS_LEFT or piece in _JOINS_BOTH):
+            out[-1] += piece
+        else:
+            out.append(piece)
+        glue_next = piece in _JOINS_RIGHT or piece in _JOINS_BOTH
+    return " ".join(out)
 
 
 def _shown(line):
@@ -68,9 +97,31 @@ def _lines(path):
                                 f"{raw[error.start:error.start + 4]!r}") from None
 
 
+@dataclass
+class Corpus:
+    """A parallel corpus as read: cleaned pairs, the targets as written, what was dropped.
+
+        pairs        [(source, target)] cleaned as the module docstring says
+        raw_targets  the target of each pair as the file has it (only the Unicode
+                     normalization applied): the references BLEU is computed against
+        dropped      pairs outside the length range
+    """
+
+    pairs: list
+    raw_targets: list
+    dropped: int
+
+
 def load_tsv(path, normalize="NFC", lowercase=False, split_punctuation=False,
              min_length=1, max_length=None, max_pairs=None):
-    """The (source, target) pairs of a tab-separated file, cleaned and length-filtered.
+    """The (source, target) pairs of a tab-separated file, cleaned and length-filtered
+    (``load_corpus(...).pairs``)."""
+    return load_corpus(path, normalize, lowercase, split_punctuation, min_length, max_length, max_pairs).pairs
+
+
+def load_corpus(path, normalize="NFC", lowercase=False, split_punctuation=False,
+                min_length=1, max_length=None, max_pairs=None):
+    """The ``Corpus`` of a tab-separated file: pairs cleaned and length-filtered.
 
     ``max_pairs`` keeps the first that many pairs that pass the filter (None: all).
     Raises ``DataError`` naming ``path:line`` for a line without a tab or with an empty
@@ -84,15 +135,15 @@ def load_tsv(path, normalize="NFC", lowercase=False, split_punctuation=False,
     if max_pairs is not None and max_pairs < 1:
         raise DataError(f"max_pairs must be None or >= 1, got {max_pairs}")
     path = os.fspath(path)
-    pairs, dropped = [], 0
+    pairs, raw_targets, dropped = [], [], 0
     for number, line in _lines(path):
         if not line.strip():
             continue
         if "\t" not in line:
             raise DataError(f"{path}:{number}: expected source<TAB>target, found no tab in "
                             f"{_shown(line)}")
-        source, target = (clean_text(field, normalize, lowercase, split_punctuation)
-                          for field in line.split("\t")[:2])
+        fields = line.split("\t")[:2]
+        source, target = (clean_text(field, normalize, lowercase, split_punctuation) for field in fields)
         if not source or not target:
             side = "source" if not source else "target"
             raise DataError(f"{path}:{number}: the {side} is empty in {_shown(line)}")
@@ -101,13 +152,14 @@ def load_tsv(path, normalize="NFC", lowercase=False, split_punctuation=False,
             dropped += 1
             continue
         pairs.append((source, target))
+        raw_targets.append(clean_text(fields[1], normalize))
         if max_pairs is not None and len(pairs) == max_pairs:
             break
     if not pairs:
         reason = (f" ({dropped} pairs outside the length range [{min_length}, {max_length}])"
                   if dropped else "")
         raise DataError(f"no pairs in {path}{reason}")
-    return pairs
+    return Corpus(pairs, raw_targets, dropped)
 
 
 def split_pairs(pairs, valid=0.1, test=0.1, seed=0):
