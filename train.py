@@ -96,13 +96,13 @@ def build_parser():
     g.add_argument("--run", metavar="DIR", help="the saved run --translate, --generate or --fill uses")
 
     g = p.add_argument_group("sampling (--generate and gpt's samples.txt)")
-    g.add_argument("--temperature", type=finite_float, default=0.8, help="divide the logits by this "
+    g.add_argument("--temperature", type=finite_float, default=0.8, metavar="T", help="divide the logits by this "
                    "before sampling; 0 is greedy (default: 0.8)")
-    g.add_argument("--top-k", type=int, default=0, help="sample among the k most probable tokens only "
+    g.add_argument("--top-k", type=int, default=0, metavar="K", help="sample among the k most probable tokens only "
                    "(0: all) (default: 0)")
-    g.add_argument("--top-p", type=finite_float, default=1.0, help="nucleus sampling: among the smallest set "
+    g.add_argument("--top-p", type=finite_float, default=1.0, metavar="P", help="nucleus sampling: among the smallest set "
                    "of tokens whose probability reaches p (1: all) (default: 1.0)")
-    g.add_argument("--max-new-tokens", type=int, default=200, help="tokens to generate per prompt "
+    g.add_argument("--max-new-tokens", type=int, default=200, metavar="N", help="tokens to generate per prompt "
                    "(default: 200)")
 
     groups = {}
@@ -114,15 +114,16 @@ def build_parser():
         help_text = f.metadata["help"]
         if f.name == "task":
             help_text += ": " + "; ".join(f"{k}: {v}" for k, v in sorted(TASKS.items()))
-        if f.default is not None and "(default" not in help_text:
-            help_text += f" (default: {f.default})"
         kind = f.type if f.type in (int, float, str, bool) else f.type.__args__[0]
+        if f.default is not None and kind is not bool and "(default" not in help_text:
+            help_text += f" (default: {f.default})"
         if kind is bool:
             group.add_argument(flag, action="store_true", help=help_text)
             continue
         choices = f.metadata["choices"] or (sorted(TASKS) if f.name == "task" else None)
+        metavar = f.metadata["metavar"] or {int: "N", float: "X"}.get(kind)
         group.add_argument(flag, type=finite_float if kind is float else kind, default=f.default,
-                           choices=choices, metavar=f.metadata["metavar"], help=help_text)
+                           choices=choices, metavar=None if choices else metavar, help=help_text)
     return p
 
 
@@ -221,7 +222,9 @@ def main(argv=None):
     except NonFiniteWeightsError as e:
         fail(f"{e}: the model diverged; the saved files are the last good ones", status=3)
     except TrainingDiverged as e:
-        fail(str(e), status=3)
+        kept = (f"{run['out']} keeps the checkpoint of step {run['saved_step']}" if run["saved_step"] is not None
+                else "nothing was saved")
+        fail(f"{e}. The run stopped; {kept}, and no non-finite weight was written", status=3)
     except OSError as e:                              # a full disk, a directory removed under us
         fail(f"could not read or write {e.filename or 'a file'}: {e.strerror or e}")
     except KeyboardInterrupt:
@@ -450,8 +453,8 @@ class TrainingLog:
             self.close()
             raise TrainingDiverged(
                 f"the training diverged at step {step}: loss {losses[bad]}, gradient norm {norms[bad]}. "
-                f"The run stopped; its files are those of its last checkpoint. Try a lower --lr (this run: "
-                f"{self.config.lr:g}), a longer --warmup, or --clip 1 if it was off")
+                f"Try a lower --lr (this run: {self.config.lr:g}), a longer --warmup (this run: "
+                f"{self.config.warmup}), or --clip 1 if it was off")
         seconds = time.perf_counter() - self.window_start
         tokens_per_s = sum(p[4] for p in self.pending) / max(seconds, 1e-9)
         for (step, _, _, _, _, lr), loss in zip(self.pending, losses.tolist()):

@@ -43,7 +43,8 @@ def plot_curves(history, path):
     ax_metric.set(xlabel="step", ylabel="validation", title="metrics", ylim=(0, 1.02))
     for ax in (ax_loss, ax_metric):
         ax.grid(alpha=0.3)
-        ax.legend()
+        if ax.get_legend_handles_labels()[0]:
+            ax.legend()
     fig.tight_layout()
     save_figure(fig, path)
 

@@ -170,7 +170,7 @@ class Translation:
     def summary(metrics):
         return [("exact match", f"{metrics['exact_match']:.4f}"), ("BLEU", f"{metrics['bleu']:.2f}"),
                 ("token accuracy", f"{metrics['token_accuracy']:.4f}"), ("loss", f"{metrics['loss']:.4f}"),
-                ("perplexity", f"{metrics['perplexity']:.3f}")]
+                ("perplexity", _number(metrics["perplexity"]))]
 
     @staticmethod
     def valid_line(metrics):
@@ -264,6 +264,10 @@ class Translation:
             shown = ", ".join(repr(u) for u in sorted(unknown)[:10])
             print(f"train.py: warning: {len(unknown)} symbol(s) the model never saw in training map to <unk>: "
                   f"{shown}", file=sys.stderr)
+
+
+def _number(value):
+    return f"{value:.3f}" if abs(value) < 1e6 else f"{value:.3e}"
 
 
 def _tokenizer_options(config):
