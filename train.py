@@ -64,6 +64,13 @@ class TrainingDiverged(RuntimeError):
 # The command line
 # --------------------------------------------------------------------------- #
 
+class Parser(argparse.ArgumentParser):
+    """argparse with a bad flag as one line (not the whole usage block) and exit status 2."""
+
+    def error(self, message):
+        self.exit(2, f"train.py: error: {message} (`python train.py --help` explains every flag)\n")
+
+
 def finite_float(text):
     """argparse type: a finite number (``nan`` and ``inf`` parse as floats but make no run)."""
     try:
@@ -77,7 +84,7 @@ def finite_float(text):
 
 def build_parser():
     """The flags: every ``RunConfig`` field, then what to do with a run and how to sample."""
-    p = argparse.ArgumentParser(
+    p = Parser(
         prog="train.py", description=__doc__.split("\n\n")[0], allow_abbrev=False,
         epilog="examples:\n" + __doc__.split("\n\n")[1], formatter_class=argparse.RawDescriptionHelpFormatter)
     g = p.add_argument_group("what to do (default: train a new run)")
@@ -233,6 +240,7 @@ def main(argv=None):
 
 
 def fail(message, status=2):
+    message = "; ".join(line.strip() for line in message.strip().splitlines() if line.strip())
     print(f"train.py: error: {message}", file=sys.stderr)
     raise SystemExit(status)
 
@@ -369,7 +377,7 @@ def train(args, typed, run):
             save_checkpoint(checkpoint, model.state_dict(), opt.state_dict(), trainer_state(state, schedule))
             run["saved_step"] = state["step"]
             write_history(state["history"], os.path.join(out, "history.csv"))
-        elif log.due():
+        elif log.due(state["step"]):
             log.flush()
     log.close()
     if state["validated_step"] != state["step"]:
@@ -424,12 +432,11 @@ class TrainingLog:
     def __init__(self, config, state, total, start):
         self.config, self.state, self.total = config, state, total
         self.pending, self.window_start = [], time.perf_counter()
-        self.interactive = sys.stderr.isatty() and not config.no_progress
         self.bar = None
-        if self.interactive:
+        self.lines = not config.no_progress and not sys.stderr.isatty()    # a log file: a line every N steps
+        if not config.no_progress and not self.lines:
             from tqdm import tqdm
             self.bar = tqdm(total=total, initial=start, desc="training", leave=False, dynamic_ncols=True)
-        self.last_line = start
 
     def record(self, step, loss, grad_norm, tokens, lr):
         xp = mg.backend.backend_of(loss.data).xp
@@ -438,8 +445,9 @@ class TrainingLog:
         if self.bar is not None:
             self.bar.update(1)
 
-    def due(self):
-        return len(self.pending) >= self.WINDOW
+    def due(self, step):
+        """A window is full, or a progress line is due at this step."""
+        return len(self.pending) >= self.WINDOW or (self.lines and step % self.config.log_every == 0)
 
     def flush(self):
         if not self.pending:
@@ -462,17 +470,10 @@ class TrainingLog:
         step = self.pending[-1][0]
         if self.bar is not None:
             self.bar.set_postfix(loss=f"{losses.mean():.3f}", tok_s=f"{tokens_per_s:,.0f}")
-        elif not self.config.no_progress and step - self.last_line >= self.config.log_every:
+        elif self.lines and any(p[0] % self.config.log_every == 0 for p in self.pending):
             print(f"step {step}/{self.total}: loss {losses.mean():.4f}, lr {self.pending[-1][5]:.2e}, "
                   f"{tokens_per_s:,.0f} tokens/s", flush=True)
-            self.last_line = step
         self.pending, self.window_start = [], time.perf_counter()
-
-    def write(self, line):
-        if self.bar is not None:
-            self.bar.write(line)
-        else:
-            print(line, flush=True)
 
     def close(self):
         if self.bar is not None:

@@ -27,6 +27,8 @@ class Adam(Optimizer):
     through memory with a fresh temporary for each."""
 
     decoupled = False
+    state_arrays = ("exp_avg", "exp_avg_sq")
+    state_numbers = ("step",)
 
     def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0):
         if lr < 0 or eps < 0 or weight_decay < 0 or not all(0.0 <= b < 1.0 for b in betas):

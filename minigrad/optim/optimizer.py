@@ -10,7 +10,12 @@ __all__ = ["Optimizer"]
 
 
 class Optimizer:
-    """Base class. Subclasses define ``step()`` using ``self.state[id]`` per parameter."""
+    """Base class. Subclasses define ``step()`` using ``self.state[id]`` per parameter,
+    and name in ``state_arrays`` the arrays (each of its parameter's shape) and in
+    ``state_numbers`` the numbers that state holds, so a saved state can be checked."""
+
+    state_arrays = ()
+    state_numbers = ()
 
     def __init__(self, params, defaults):
         params = list(params)
@@ -61,6 +66,8 @@ class Optimizer:
                 f"{[len(g['params']) for g in groups]}, this optimizer "
                 f"{[len(g['params']) for g in self.param_groups]}"
             )
+        for i, entries in state_dict["state"].items():
+            self._check_saved_state(int(i), entries, params)
         for group, saved in zip(self.param_groups, groups):
             group.update({k: v for k, v in saved.items() if k != "params"})
         self.state = {}
@@ -70,4 +77,23 @@ class Optimizer:
             self.state[id(p)] = {k: backend.from_numpy(v.astype(p.dtype, copy=True))
                                  if hasattr(v, "shape") and v.shape == p.shape else v
                                  for k, v in entries.items()}
+
+    def _check_saved_state(self, i, entries, params):
+        """A saved entry must hold this optimizer's arrays, of its parameter's shape, and
+        numbers: one missing would fail only later, in the middle of a step."""
+        name = type(self).__name__
+        if not 0 <= i < len(params):
+            raise ValueError(f"{name}.load_state_dict: state for parameter {i}, but there are {len(params)}")
+        missing = [k for k in self.state_arrays + self.state_numbers if k not in entries]
+        if missing:
+            raise ValueError(f"{name}.load_state_dict: the state of parameter {i} lacks {', '.join(missing)}")
+        for k in self.state_arrays:
+            shape = getattr(entries[k], "shape", None)
+            if shape != params[i].shape:
+                raise ValueError(f"{name}.load_state_dict: {k} of parameter {i} should have the shape "
+                                 f"{params[i].shape}, got {shape}")
+        for k in self.state_numbers:
+            if isinstance(entries[k], bool) or not isinstance(entries[k], (int, float)):
+                raise ValueError(f"{name}.load_state_dict: {k} of parameter {i} should be a number, "
+                                 f"got {entries[k]!r:.40}")
 

@@ -12,6 +12,8 @@ __all__ = ["SGD"]
 
 
 class SGD(Optimizer):
+    state_arrays = ("momentum_buffer",)
+
     def __init__(self, params, lr=1e-3, momentum=0.0, dampening=0.0, weight_decay=0.0, nesterov=False):
         if lr < 0 or momentum < 0 or weight_decay < 0:
             raise ValueError(f"SGD: lr, momentum and weight_decay must be >= 0, got "

@@ -60,6 +60,8 @@ class Translation:
             self.dropped = corpus.dropped
         else:
             _check_fits_in_memory(c.task, c.num_pairs)
+            if c.num_pairs >= 100_000:
+                print(f"generating {c.num_pairs:,} pairs of --task {c.task} ...", flush=True)
             examples = [(s, t, t) for s, t in make_task(c.task, c.num_pairs, seed=c.seed)]
             self.dropped = 0
         train, valid, test = split_pairs(examples, valid=c.valid_share, test=c.test_share, seed=c.seed)
