@@ -188,11 +188,14 @@ def truncate_by_loop(m, n, max_len):
     return m, n
 
 
-@given(m=st.integers(1, 60), n=st.integers(1, 60), max_len=st.integers(5, 130))
-def test_truncation_shortens_the_longer_side_first(m, n, max_len):
-    kept = tuple(int(x) for x in truncate_pair(m, n, max_len))
-    assert kept == truncate_by_loop(m, n, max_len)
-    assert kept[0] + kept[1] + 3 <= max_len and min(kept) >= 1
+@pytest.mark.parametrize("max_len", range(5, 41))
+def test_truncation_shortens_the_longer_side_first(max_len):
+    """Every pair of lengths 1..30, against the loop, as arrays (the closed form's branches)."""
+    m, n = np.meshgrid(np.arange(1, 31), np.arange(1, 31))
+    m_kept, n_kept = truncate_pair(m.ravel(), n.ravel(), max_len)
+    expected = [truncate_by_loop(a, b, max_len) for a, b in zip(m.ravel(), n.ravel())]
+    assert list(zip(m_kept.tolist(), n_kept.tolist())) == expected
+    assert (m_kept + n_kept + 3 <= max_len).all() and min(m_kept.min(), n_kept.min()) >= 1
 
 
 @given(pairs=st.lists(st.tuples(st.lists(st.integers(7, 99), min_size=1, max_size=20),

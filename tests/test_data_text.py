@@ -165,10 +165,12 @@ def test_split_at_line_boundaries_cuts_at_line_starts_near_the_shares(text, shar
     assert train_part + valid_part + test_part == text
     assert all(part for part in (train_part, valid_part, test_part))
     n = len(text)
+    line_starts = [i + 1 for i, ch in enumerate(text[:-1]) if ch == "\n"]
     for cut, exact in ((len(train_part), n - round(test * n) - round(valid * n)),
                        (len(train_part) + len(valid_part), n - round(test * n))):
-        if "\n" in text[:-1]:
-            assert text[cut - 1] == "\n"                          # a line start
+        if line_starts:                                           # the nearest line start
+            assert cut in line_starts
+            assert abs(cut - exact) == min(abs(s - exact) for s in line_starts)
         assert abs(cut - exact) <= longest_line(text)             # near its share
 
 
