@@ -47,7 +47,8 @@ def bert_rows(draw, vocab_size):
 def test_bert_tokenizers_have_the_specials_at_their_constant_ids(kind):
     tokenizer = build_tokenizer(kind, ["the cat sat on the mat", "a dog"], specials=BERT_SPECIALS)
     assert tokenizer.vocab[:7] == BERT_SPECIALS and tokenizer.specials == BERT_SPECIALS
-    assert [tokenizer.vocab.index(s) for s in ("[CLS]", "[SEP]", "[MASK]")] == [CLS_ID, SEP_ID, MASK_ID]
+    specials = [tokenizer.vocab.index(s) for s in ("[CLS]", "[SEP]", "[MASK]")]
+    assert specials == [CLS_ID, SEP_ID, MASK_ID]
     assert tokenizer_from_dict(tokenizer.to_dict()) == tokenizer
     assert tokenizer_from_dict(tokenizer.to_dict()).specials == BERT_SPECIALS
     assert build_tokenizer(kind, ["the cat"]).specials == SPECIALS       # the default is unchanged
@@ -76,7 +77,8 @@ def test_bad_specials_are_a_clear_error():
 
 # -- masking: the laws of every draw --------------------------------------------------------
 
-@given(tokens=bert_rows(vocab_size=40), seed=st.integers(0, 2**32), mask_prob=st.sampled_from([0.15, 0.5, 1.0]))
+@given(tokens=bert_rows(vocab_size=40), seed=st.integers(0, 2**32),
+       mask_prob=st.sampled_from([0.15, 0.5, 1.0]))
 def test_masking_chooses_real_tokens_only_and_leaves_the_rest_alone(tokens, seed, mask_prob):
     inputs, labels = mask_tokens(tokens, 40, np.random.default_rng(seed), mask_prob)
     assert inputs.shape == labels.shape == tokens.shape
@@ -126,7 +128,7 @@ def test_chosen_positions_split_80_10_10():
     masked = int((inputs[chosen] == MASK_ID).sum())
     unchanged = int((inputs[chosen] == tokens[chosen]).sum())
     replaced = total - masked - unchanged
-    p_same = 1 / (vocab_size - FIRST_REAL_ID)                    # a random token can be the original
+    p_same = 1 / (vocab_size - FIRST_REAL_ID)          # a random token can be the original
     assert within_binomial(masked, total, 0.8)
     assert within_binomial(replaced, total, 0.1 * (1 - p_same))
     assert within_binomial(unchanged, total, 0.1 * (1 + p_same))
@@ -203,7 +205,8 @@ def test_truncation_shortens_the_longer_side_first(max_len):
                       min_size=1, max_size=5),
        max_len=st.integers(5, 50))
 def test_packed_pairs_have_the_paper_layout(pairs, max_len):
-    tokens, segments, padding_mask = pack_pairs([a for a, _ in pairs], [b for _, b in pairs], max_len)
+    first, second = [a for a, _ in pairs], [b for _, b in pairs]
+    tokens, segments, padding_mask = pack_pairs(first, second, max_len)
     B, T = tokens.shape
     assert segments.shape == padding_mask.shape == (B, T) and padding_mask.dtype == bool
     for row, (a, b) in enumerate(pairs):
@@ -243,12 +246,14 @@ def read_back(batch, tokenizer):
     """(index of A, index of B) of each row, from the unmasked tokens."""
     original = np.where(batch.mlm_labels != IGNORE_INDEX, batch.mlm_labels, batch.tokens)
     sep = [np.flatnonzero(row == SEP_ID) for row in original]
-    names = [(tokenizer.vocab[row[1]], tokenizer.vocab[row[s[0] + 1]]) for row, s in zip(original, sep)]
+    names = [(tokenizer.vocab[row[1]], tokenizer.vocab[row[s[0] + 1]])
+             for row, s in zip(original, sep)]
     return [(NAMES.index(a), NAMES.index(b)) for a, b in names]
 
 
 def test_segments_of_lines_and_sentences():
-    text = "  First line. Still one.\nSecond Line!\n\n\n \nThird \"Quoted\" e.g. this. And? \"Yes\"\n"
+    text = ("  First line. Still one.\nSecond Line!\n\n\n \n"
+            "Third \"Quoted\" e.g. this. And? \"Yes\"\n")
     assert split_segments(text, "line") == [["First line. Still one.", "Second Line!"],
                                             ["Third \"Quoted\" e.g. this. And? \"Yes\""]]
     assert split_segments(text, "sentence") == [["First line.", "Still one.", "Second Line!"],
@@ -289,7 +294,8 @@ def test_bert_batches_layout_and_truncation():
         for row, length in zip(original, lengths):
             first, second = np.flatnonzero(row == SEP_ID)
             assert second == length - 1 and first >= 2 and second >= first + 2
-        is_b = (np.arange(T)[None, :] > np.argmax(original == SEP_ID, axis=1)[:, None]) & ~batch.padding_mask
+        first_sep = np.argmax(original == SEP_ID, axis=1)                # (B,)
+        is_b = (np.arange(T)[None, :] > first_sep[:, None]) & ~batch.padding_mask
         assert (batch.segments == is_b).all()                     # 1 on B [SEP], 0 elsewhere
 
 

@@ -126,7 +126,7 @@ def test_builtin_corpus_errors_name_the_way_out(monkeypatch, tmp_path):
     builtin_corpus.cache_clear()
     monkeypatch.setattr(python_docs.sysconfig, "get_path", lambda name: str(tmp_path))
     try:
-        with pytest.raises(DataError, match="source files, and this Python has none in .*use 'python-topics'"):
+        with pytest.raises(DataError, match="this Python has none in .*use 'python-topics'"):
             builtin_corpus("python-docs")
         assert len(builtin_corpus("python-topics")) >= 300_000      # needs no source files
     finally:
@@ -207,7 +207,8 @@ def test_tokenizer_fitted_on_train_only_maps_test_only_symbols_to_unk(text, kind
 
 @given(n=st.integers(2, 300), batch_size=st.integers(1, 9), block_size=st.integers(1, 40),
        seed=st.integers(0, 2**32), step=st.integers(0, 10**6))
-def test_lm_batch_windows_lie_in_the_stream_and_y_is_x_shifted(n, batch_size, block_size, seed, step):
+def test_lm_batch_windows_lie_in_the_stream_and_y_is_x_shifted(n, batch_size, block_size, seed,
+                                                                step):
     ids = np.arange(n) + 1000                    # an id tells its position
     if n < block_size + 1:
         with pytest.raises(DataError, match="does not fit in the"):
@@ -266,7 +267,7 @@ def test_lm_eval_batches_predict_every_target_once_in_order(n, batch_size, block
     (lambda: lm_batch(np.arange(10), 2, 2, -1, 0), "seed must be an integer >= 0"),
     (lambda: lm_batch(np.zeros((2, 5), dtype=int), 2, 2, 0, 0), r"1-D array .* shape \(2, 5\)"),
     (lambda: lm_batch(np.linspace(0, 1, 10), 2, 2, 0, 0), "integer token ids.*float64"),
-    (lambda: lm_batch(np.arange(8), 2, 8, 0, 0), "block_size \\+ 1 = 9 tokens does not fit in the 8"),
+    (lambda: lm_batch(np.arange(8), 2, 8, 0, 0), r"block_size \+ 1 = 9 tokens does not fit in"),
     (lambda: list(lm_eval_batches(np.arange(1), 2, 2)), "at least 2 tokens"),
 ])
 def test_lm_bad_arguments_are_clear_errors(call, message):

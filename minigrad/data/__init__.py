@@ -1,6 +1,6 @@
 """``minigrad.data``: everything between text and the arrays a model eats (host-side, NumPy).
 
-    vocab           the special tokens <pad> <bos> <eos> <unk> (BERT: [CLS] [SEP] [MASK]), ``DataError``
+    vocab           the special tokens <pad> <bos> <eos> <unk> ([CLS] [SEP] [MASK]), DataError
     tasks           built-in tasks generated from a seed (dates -> ISO, reverse, sort, copy)
     corpus          tab-separated parallel corpora (Tatoeba/Anki) and the train/valid/test split
     tokenizers      character, word and BPE tokenizers with encode/decode round trips

@@ -75,7 +75,7 @@ def lm_batch(ids, batch_size, block_size, seed, step):
                         f"{N} tokens of the training text: lower the block size or give a "
                         f"longer text")
     rng = np.random.default_rng([seed, step])
-    starts = rng.integers(0, N - T, size=B)                  # (B,) window w_0 .. w_T fits: start + T <= N - 1
+    starts = rng.integers(0, N - T, size=B)                  # (B,) start + T <= N - 1: all fit
     positions = starts[:, None] + np.arange(T)               # (B, T)
     return LMBatch(x=ids[positions], y=ids[positions + 1])   # (B, T), (B, T)
 

@@ -102,7 +102,8 @@ def split_text(text, valid=0.05, test=0.05, at_line_boundary=True):
     test_start = n - round(test * n)
     valid_start = test_start - round(valid * n)
     if at_line_boundary:
-        valid_start, test_start = _line_start_near(text, valid_start), _line_start_near(text, test_start)
+        valid_start = _line_start_near(text, valid_start)
+        test_start = _line_start_near(text, test_start)
     if not 0 < valid_start < test_start < n:
         raise DataError(f"a text of {n} characters is too short to split into train, valid and "
                         f"test parts of shares {1 - valid - test:g}, {valid:g}, {test:g}"
