@@ -333,3 +333,13 @@ def test_sentence_pairs_bad_inputs_are_clear_errors():
         SentencePairs(TEXT, bert).batch(0, 16, 0, 0)
     with pytest.raises(DataError, match="max_len must leave room"):
         SentencePairs(TEXT, bert).batch(2, 4, 0, 0)
+
+
+@pytest.mark.parametrize("first, second, message", [
+    ([], None, "at least one segment to pack"),
+    ([[7]], [[8], [9]], "as many second segments as first ones, got 2 and 1"),
+    ([[7], []], [[8], [9]], "pair 1: expected two segments of at least one token, got lengths 0"),
+])
+def test_packing_bad_segments_are_clear_errors(first, second, message):
+    with pytest.raises(DataError, match=message):
+        pack_pairs(first, second, max_len=16)

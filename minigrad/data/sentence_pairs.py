@@ -123,26 +123,28 @@ def pack_pairs(first, second=None, max_len=512):
         raise DataError(f"max_len must leave room for the specials and a token per segment, "
                         f"got {max_len}")
     B = len(first)
-    rows = []
-    for b in range(B):
-        a = list(first[b])
+    rows, first_lengths = [], []             # the ids of each row; the length of [CLS] A [SEP]
+    for i in range(B):
+        a = list(first[i])
         if second is None:
-            rows.append(([CLS_ID] + a[:max_len - 2] + [SEP_ID], len(a[:max_len - 2]) + 2))
-            continue
-        b_ids = list(second[b])
-        if not a or not b_ids:
-            raise DataError(f"pair {b}: expected two segments of at least one token, got "
-                            f"lengths {len(a)} and {len(b_ids)}")
-        m, n = (int(x) for x in truncate_pair(len(a), len(b_ids), max_len))
-        a, b_ids = a[len(a) - m:], b_ids[:n]          # A keeps its end, B its start
-        rows.append(([CLS_ID] + a + [SEP_ID] + b_ids + [SEP_ID], m + 2))
-    T = max(len(ids) for ids, _ in rows)
+            a = a[:max_len - 2]
+            rows.append([CLS_ID, *a, SEP_ID])
+        else:
+            b = list(second[i])
+            if not a or not b:
+                raise DataError(f"pair {i}: expected two segments of at least one token, got "
+                                f"lengths {len(a)} and {len(b)}")
+            m, n = (int(length) for length in truncate_pair(len(a), len(b), max_len))
+            a, b = a[len(a) - m:], b[:n]     # A keeps its end, B its start
+            rows.append([CLS_ID, *a, SEP_ID, *b, SEP_ID])
+        first_lengths.append(len(a) + 2)
+    lengths = np.array([len(row) for row in rows])                          # (B,)
+    T = int(lengths.max())
     tokens = np.full((B, T), PAD_ID, dtype=np.int64)                        # (B, T)
     segments = np.zeros((B, T), dtype=np.int64)                             # (B, T)
-    lengths = np.array([len(ids) for ids, _ in rows])                       # (B,)
-    for b, (ids, first_length) in enumerate(rows):
-        tokens[b, :len(ids)] = ids
-        segments[b, first_length:len(ids)] = 1
+    for i, row in enumerate(rows):
+        tokens[i, :len(row)] = row
+        segments[i, first_lengths[i]:len(row)] = 1
     padding_mask = np.arange(T)[None, :] >= lengths[:, None]                # (B, T)
     return tokens, segments, padding_mask
 
