@@ -1,9 +1,13 @@
 """Tokenizers: text <-> lists of integer ids, by character, by word, or by BPE sub-word.
 
 Every vocabulary starts with the special tokens of ``vocab.py`` (<pad> <bos> <eos> <unk>
-at ids 0..3), then the symbols learned by ``fit`` from the training texts, the most
-frequent first (ties in Unicode order), so a fit is deterministic and independent of the
-order of the texts.
+at ids 0..3; with ``fit(..., specials=BERT_SPECIALS)`` also [CLS] [SEP] [MASK] at ids 4..6),
+then the symbols learned by ``fit`` from the training texts, the most frequent first (ties
+in Unicode order), so a fit is deterministic and independent of the order of the texts.
+
+A tokenizer with the BERT specials reads "[CLS]", "[SEP]" and "[MASK]" written in a text as
+those tokens, for every kind ("the [MASK] sat" -> ids of "the ", 6, ids of " sat" by
+character); ``fit`` never learns symbols from those strings.
 
     encode(text) -> ids     no <bos>/<eos> added (batching adds them); a symbol not in the
                             vocabulary becomes <unk>; encode never gives <pad>/<bos>/<eos>
@@ -19,25 +23,46 @@ one exception: those strings are reserved.
 import bisect
 import heapq
 import inspect
+import re
 from collections import Counter, defaultdict
 
-from minigrad.data.vocab import BOS_ID, EOS_ID, PAD_ID, SPECIALS, UNK_ID, DataError
+from minigrad.data.vocab import BERT_SPECIALS, BOS_ID, EOS_ID, PAD_ID, SPECIALS, UNK_ID, DataError
 
 __all__ = ["Tokenizer", "CharTokenizer", "WordTokenizer", "BPETokenizer", "build_tokenizer",
            "tokenizer_from_dict", "END_OF_WORD"]
 
 END_OF_WORD = "</w>"
 
+# The BERT specials as a text may write them: ``split`` gives text, special, text, ...
+_WRITTEN_SPECIALS = re.compile("(" + "|".join(map(re.escape, BERT_SPECIALS[len(SPECIALS):])) + ")")
 
-def _ranked(counts, min_freq=1, max_size=None):
+
+def _checked_specials(specials):
+    specials = list(specials)
+    if specials not in (SPECIALS, BERT_SPECIALS):
+        raise DataError(f"specials must be SPECIALS {SPECIALS} or BERT_SPECIALS {BERT_SPECIALS}, "
+                        f"got {specials}")
+    return specials
+
+
+def _plain_parts(texts, specials):
+    """The parts of ``texts`` between the BERT specials written in them (all of each text for
+    a tokenizer without those): what ``fit`` learns from, as ``encode`` cuts it."""
+    if specials == SPECIALS:
+        return list(texts)
+    return [part for text in texts for part in _WRITTEN_SPECIALS.split(text)[::2]]
+
+
+def _ranked(counts, min_freq=1, max_size=None, specials=SPECIALS):
     """Symbols with count >= min_freq, most frequent first, ties in Unicode order."""
-    symbols = sorted((s for s, c in counts.items() if c >= min_freq and s not in SPECIALS),
+    symbols = sorted((s for s, c in counts.items() if c >= min_freq and s not in specials),
                      key=lambda s: (-counts[s], s))
     return symbols if max_size is None else symbols[:max_size]
 
 
 class Tokenizer:
-    """Base class: a vocabulary (list of str, ``SPECIALS`` first) and the id lookups.
+    """Base class: a vocabulary (list of str, ``SPECIALS`` or ``BERT_SPECIALS`` first) and the
+    id lookups. ``specials`` is the list the vocabulary starts with.
 
     A subclass says how a text splits into pieces (``_split``) and how pieces join back
     into a text (``_join``).
@@ -53,6 +78,7 @@ class Tokenizer:
             repeated = sorted(s for s, c in Counter(vocab).items() if c > 1)
             raise DataError(f"a vocabulary must not repeat a symbol, got {repeated[:5]} twice")
         self.vocab = vocab
+        self.specials = BERT_SPECIALS if vocab[:len(BERT_SPECIALS)] == BERT_SPECIALS else SPECIALS
         # text symbol -> id; <pad>, <bos> and <eos> are control tokens, never read from text
         self._ids = {s: i for i, s in enumerate(vocab) if i not in (PAD_ID, BOS_ID, EOS_ID)}
 
@@ -67,8 +93,17 @@ class Tokenizer:
         raise NotImplementedError
 
     def encode(self, text):
-        """The ids of ``text`` (a str), unknown symbols as ``UNK_ID``."""
-        return [self._ids.get(piece, UNK_ID) for piece in self._split(text)]
+        """The ids of ``text`` (a str), unknown symbols as ``UNK_ID``; with the BERT specials,
+        "[CLS]", "[SEP]" and "[MASK]" in the text as their ids."""
+        if self.specials == SPECIALS:
+            return [self._ids.get(piece, UNK_ID) for piece in self._split(text)]
+        ids = []
+        for k, part in enumerate(_WRITTEN_SPECIALS.split(text)):
+            if k % 2 == 1:                        # a special written in the text
+                ids.append(self._ids[part])
+            else:
+                ids += [self._ids.get(piece, UNK_ID) for piece in self._split(part)]
+        return ids
 
     def _checked(self, ids):
         ids = [int(i) for i in ids]
@@ -120,10 +155,11 @@ class CharTokenizer(Tokenizer):
     kind = "char"
 
     @classmethod
-    def fit(cls, texts, min_freq=1):
-        """The characters of ``texts`` seen at least ``min_freq`` times."""
-        counts = Counter(ch for text in texts for ch in text)
-        return cls(SPECIALS + _ranked(counts, min_freq))
+    def fit(cls, texts, min_freq=1, specials=SPECIALS):
+        """The characters of ``texts`` seen at least ``min_freq`` times, after ``specials``."""
+        specials = _checked_specials(specials)
+        counts = Counter(ch for text in _plain_parts(texts, specials) for ch in text)
+        return cls(specials + _ranked(counts, min_freq, specials=specials))
 
     def _split(self, text):
         return list(text)
@@ -138,11 +174,12 @@ class WordTokenizer(Tokenizer):
     kind = "word"
 
     @classmethod
-    def fit(cls, texts, min_freq=1, max_size=None):
+    def fit(cls, texts, min_freq=1, max_size=None, specials=SPECIALS):
         """The words of ``texts`` seen at least ``min_freq`` times, at most ``max_size`` of
-        them (the most frequent; the four specials come on top)."""
-        counts = Counter(word for text in texts for word in text.split())
-        return cls(SPECIALS + _ranked(counts, min_freq, max_size))
+        them (the most frequent; the ``specials`` come on top)."""
+        specials = _checked_specials(specials)
+        counts = Counter(word for text in _plain_parts(texts, specials) for word in text.split())
+        return cls(specials + _ranked(counts, min_freq, max_size, specials))
 
     def _split(self, text):
         return text.split()
@@ -195,13 +232,14 @@ class BPETokenizer(Tokenizer):
         self._cache = {}                          # word -> its pieces
 
     @classmethod
-    def fit(cls, texts, num_merges=1000, min_freq=2, vocab_size=None):
-        words = Counter(word for text in texts for word in text.split())
+    def fit(cls, texts, num_merges=1000, min_freq=2, vocab_size=None, specials=SPECIALS):
+        specials = _checked_specials(specials)
+        words = Counter(word for text in _plain_parts(texts, specials) for word in text.split())
         chars = Counter()
         for word, count in words.items():
             for ch in word:
                 chars[ch] += count
-        vocab = SPECIALS + [END_OF_WORD] + _ranked(chars)
+        vocab = specials + [END_OF_WORD] + _ranked(chars, specials=specials)
         symbols = [list(word) + [END_OF_WORD] for word in words]          # step 1
         counts = list(words.values())
 
@@ -305,7 +343,7 @@ TOKENIZERS = {"char": CharTokenizer, "word": WordTokenizer, "bpe": BPETokenizer}
 
 def build_tokenizer(kind, texts, **options):
     """A tokenizer of ``kind`` ("char", "word" or "bpe") fitted on ``texts``; ``options``
-    go to its ``fit`` (min_freq, max_size, num_merges, vocab_size)."""
+    go to its ``fit`` (min_freq, max_size, num_merges, vocab_size, specials)."""
     if kind not in TOKENIZERS:
         raise DataError(f"unknown tokenizer {kind!r}; expected one of: {', '.join(TOKENIZERS)}")
     return TOKENIZERS[kind].fit(texts, **options)
