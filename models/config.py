@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from typing import Optional
 
 __all__ = ["RunConfig", "ConfigError", "MODEL_KINDS", "SEQ2SEQ_KINDS", "OBJECTIVE_OF", "MODEL_DEFAULTS",
-           "config_fields", "with_model_defaults", "config_from_json"]
+           "config_fields", "with_model_defaults", "config_from_json", "tokenizer_options"]
 
 SEQ2SEQ_KINDS = ("transformer", "gru", "lstm")
 MODEL_KINDS = SEQ2SEQ_KINDS + ("gpt", "bert")
@@ -187,6 +187,15 @@ def with_model_defaults(config):
     if config.out is None:
         derived["out"] = default_out(config)
     return dataclasses.replace(config, **derived)
+
+
+def tokenizer_options(config):
+    """The options of ``build_tokenizer`` that ``config`` sets for its tokenizer kind."""
+    if config.tokenizer == "bpe":
+        return {"num_merges": config.bpe_merges}
+    if config.tokenizer == "word":
+        return {"max_size": config.vocab_size}
+    return {}
 
 
 def default_out(config):

@@ -25,6 +25,7 @@ from minigrad.data import (
 from minigrad.data.corpus import detokenize, load_corpus
 from minigrad.data.tasks import task_capacity
 from minigrad.nn import functional as F
+from models.config import tokenizer_options
 from models.decoding import beam_search, greedy_decode
 from models.evaluation import decode_limit, evaluate, to_device
 from models.seq2seq import RNNSeq2Seq
@@ -69,7 +70,7 @@ class Translation:
                       "test": [(s, t) for s, t, _ in test]}
         self.references = {"valid": [r for _, _, r in valid], "test": [r for _, _, r in test]}
         if self.src_tok is None:
-            options = _tokenizer_options(c)
+            options = tokenizer_options(c)
             self.src_tok = build_tokenizer(c.tokenizer, [s for s, _ in self.pairs["train"]], **options)
             self.tgt_tok = build_tokenizer(c.tokenizer, [t for _, t in self.pairs["train"]], **options)
         self.encoded = {split: encode_pairs(pairs, self.src_tok, self.tgt_tok)
@@ -270,14 +271,6 @@ class Translation:
 
 def _number(value):
     return f"{value:.3f}" if abs(value) < 1e6 else f"{value:.3e}"
-
-
-def _tokenizer_options(config):
-    if config.tokenizer == "bpe":
-        return {"num_merges": config.bpe_merges}
-    if config.tokenizer == "word":
-        return {"max_size": config.vocab_size}
-    return {}
 
 
 def _check_fits_in_memory(task, num_pairs):
