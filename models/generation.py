@@ -179,14 +179,15 @@ def generate(model, prompts, max_new_tokens, temperature=1.0, top_k=None, top_p=
         a ``Generation``: ``.tokens`` holds the new ids of each prompt.
     """
     _check_arguments(model, prompts, max_new_tokens, temperature, top_k, top_p, stop_id)
-    was_training = model.training
+    modes = [(module, module.training) for module in model.modules()]    # parents first
     model.eval()
     try:
         with no_grad():
             return _generate(model, prompts, max_new_tokens, temperature, top_k, top_p,
                              stop_id, use_cache, keep_logits)
     finally:
-        model.train(was_training)
+        for module, training in modes:
+            module.train(training)
 
 
 def _generate(model, prompts, max_new_tokens, temperature, top_k, top_p, stop_id,
@@ -213,8 +214,7 @@ def _generate(model, prompts, max_new_tokens, temperature, top_k, top_p, stop_id
         logits = logits.data[:, -1]                                        # (B, V) the next token's
         token = next_token(logits, temperature, top_k, top_p)             # (B,)
         if stop_id is not None:
-            token = xp.where(finished, stop_id, token)                     # a stopped row repeats stop_id
-            finished = finished | (token == stop_id)
+            finished = finished | (token == stop_id)                       # (B,) rows that have stopped
         steps.append(token)
         if keep_logits:
             step_logits.append(logits)
