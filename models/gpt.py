@@ -130,7 +130,8 @@ class Block(nn.Module):
 class GPT(nn.Module):
     """A GPT language model: token ids (B, T) -> next-token logits (B, T, V).
 
-    Parameters (names as nanoGPT's, the blocks in a list):
+    Parameters (nanoGPT's names, except the attention's, which are
+    nn.MultiheadAttention's):
         wte.weight          W_te (V, D)   token embedding, also the output layer
         wpe.weight          W_pe (block_size, D)   learned position embedding
         blocks.i.*          ``Block`` i = 0 .. N-1
@@ -151,7 +152,8 @@ class GPT(nn.Module):
     branches add their variances, so the stream's variance would grow with depth as
     2N. Scaling the last projection of each branch by 1/sqrt(2N) keeps the sum's
     variance independent of N at initialization (GPT-2 §2.3: "we scale the weights
-    of residual layers at initialization by a factor of 1/sqrt(N)").
+    of residual layers at initialization by a factor of 1/sqrt(N) where N is the
+    number of residual layers": 2N here).
     """
 
     def __init__(self, config):
@@ -211,7 +213,8 @@ class GPT(nn.Module):
 
     def _positions(self, idx, key_padding_mask, past):
         """Position of each new token: past + t without padding; with padding, the
-        number of real tokens before it in its row (padded slots get position 0)."""
+        number of real tokens before it in its row (a padded slot gets the position of
+        the last real token before it, or 0: nothing reads it)."""
         xp = _backend.backend_of(idx.data).xp
         T = idx.shape[1]
         if key_padding_mask is None:
