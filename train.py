@@ -553,7 +553,7 @@ def finish(objective, model, config, args, out, state):
     atomic_write(os.path.join(out, "samples.txt"), lambda tmp: _write_text(tmp, text))
     if not config.no_plots:
         from models.plots import plot_curves
-        plot_curves(state["history"], os.path.join(out, "curves.png"))
+        plot_curves(state["history"], os.path.join(out, "curves.png"), *objective.CURVES)
         objective.plots(model, out)
     print_summary(objective, metrics, out)
     return metrics

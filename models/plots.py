@@ -27,9 +27,11 @@ def save_figure(fig, path):
         plt.close(fig)
 
 
-def plot_curves(history, path):
+def plot_curves(history, path, metrics=(("valid_token_accuracy", "token accuracy"),
+                                        ("valid_exact_match", "exact match")), unit_range=True):
     """history: list of dicts with "step", "train_loss" and, on validation rows,
-    "valid_loss", "valid_token_accuracy", "valid_exact_match"."""
+    "valid_loss" and the validation ``metrics`` (key, label) drawn on the right
+    (on [0, 1] when ``unit_range``: accuracies)."""
     fig, (ax_loss, ax_metric) = plt.subplots(1, 2, figsize=(11, 4))
     train = [(h["step"], h["train_loss"]) for h in history if h.get("train_loss") is not None]
     valid = [h for h in history if h.get("valid_loss") is not None]
@@ -37,10 +39,12 @@ def plot_curves(history, path):
         ax_loss.plot(*zip(*train), label="train", alpha=0.8)
     if valid:
         ax_loss.plot([h["step"] for h in valid], [h["valid_loss"] for h in valid], "o-", label="valid")
-        for key, label in (("valid_token_accuracy", "token accuracy"), ("valid_exact_match", "exact match")):
-            ax_metric.plot([h["step"] for h in valid], [h[key] for h in valid], "o-", label=label)
-    ax_loss.set(xlabel="step", ylabel="cross-entropy per token", title="loss", yscale="log")
-    ax_metric.set(xlabel="step", ylabel="validation", title="metrics", ylim=(0, 1.02))
+        for key, label in metrics:
+            ax_metric.plot([h["step"] for h in valid], [h.get(key) for h in valid], "o-", label=label)
+    ax_loss.set(xlabel="step", ylabel="loss", title="loss", yscale="log")
+    ax_metric.set(xlabel="step", ylabel="validation", title="metrics")
+    if unit_range:
+        ax_metric.set_ylim(0, 1.02)
     for ax in (ax_loss, ax_metric):
         ax.grid(alpha=0.3)
         if ax.get_legend_handles_labels()[0]:

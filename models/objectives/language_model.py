@@ -32,6 +32,8 @@ SAMPLE_PROMPTS, SAMPLE_PROMPT_CHARS, SAMPLE_TOKENS = 5, 24, 160
 
 class LanguageModel:
     name = "language_model"
+    #: curves.png's right panel: (history key, label) pairs, and whether they lie in [0, 1]
+    CURVES = ((("valid_bits_per_char", "bits per character"),), False)
 
     def __init__(self, config, tokenizers=None, load_data=True):
         self.config = config

@@ -35,6 +35,9 @@ SAMPLES = 8
 
 class MaskedLM:
     name = "masked_lm"
+    #: curves.png's right panel: (history key, label) pairs, and whether they lie in [0, 1]
+    CURVES = ((("valid_mlm_accuracy", "masked-LM accuracy"), ("valid_nsp_accuracy", "next-sentence accuracy"),
+               ("valid_mlm_unigram_accuracy", "unigram guess")), True)
 
     def __init__(self, config, tokenizers=None, load_data=True):
         self.config = config

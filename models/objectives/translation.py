@@ -40,6 +40,8 @@ BYTES_PER_PAIR = 1024
 
 class Translation:
     name = "translation"
+    #: curves.png's right panel: (history key, label) pairs, and whether they lie in [0, 1]
+    CURVES = ((("valid_token_accuracy", "token accuracy"), ("valid_exact_match", "exact match")), True)
 
     def __init__(self, config, tokenizers=None, load_data=True):
         self.config = config
