@@ -72,8 +72,7 @@ class _World:
     """The processes of this job: this one's rank, their number, the communicator.
 
     ``comm`` is ``MPI.COMM_WORLD`` (None in a world of size 1 without mpi4py);
-    ``local_rank`` is the rank among the processes on this machine (for the GPU);
-    ``nccl`` the NCCL communicator once a CuPy array was first communicated."""
+    ``local_rank`` is the rank among the processes on this machine (for the GPU)."""
 
     def __init__(self, comm=None, MPI=None):
         self.comm, self.MPI = comm, MPI
@@ -85,7 +84,7 @@ class _World:
             local.Free()
         else:
             self.local_rank = 0
-        self.nccl = None
+        self.nccl = None           # NCCL's communicator, made on first use; False: no NCCL
 
 
 _WORLD = None                      # the _World, made by init()
@@ -395,7 +394,7 @@ def _nccl_communicator(world, cupy):
             uid = cupy.cuda.nccl.get_unique_id() if world.rank == 0 else None
             uid = world.comm.bcast(uid, root=0)
             world.nccl = cupy.cuda.nccl.NcclCommunicator(world.size, uid, world.rank)
-    return world.nccl or None
+    return world.nccl if world.nccl else None
 
 
 def use_local_gpu():
@@ -435,7 +434,7 @@ def batch_slice(n, rank=None, world_size=None):
 class DistributedSampler:
     """The indices of this rank's shard of a data set, as PyTorch's ``DistributedSampler``.
 
-    Every rank shuffles 0 .. n-1 with the same seed, ``seed + epoch``, so all ranks
+    ``dataset``: anything with a length (or the number of examples n). Every rank shuffles 0 .. n-1 with the same seed, ``seed + epoch``, so all ranks
     hold the same order; rank r then takes every N-th index from position r. The
     shards are disjoint, of equal size, and together cover the data:
 
@@ -449,15 +448,16 @@ class DistributedSampler:
     a new order. For an evaluation, where every example must count exactly once,
     use ``batch_slice(n)`` instead (parts may differ by one).
 
-        sampler = DistributedSampler(len(pairs), seed=args.seed)
+        sampler = DistributedSampler(pairs, seed=args.seed)
         sampler.set_epoch(epoch)
         shard = [pairs[i] for i in sampler]
     """
 
-    def __init__(self, n, num_replicas=None, rank=None, shuffle=True, seed=0, drop_last=False):
+    def __init__(self, dataset, num_replicas=None, rank=None, shuffle=True, seed=0, drop_last=False):
         self.rank, self.num_replicas = _rank_and_size(rank, num_replicas)
+        n = dataset if isinstance(dataset, int) else len(dataset)
         if n < 0:
-            raise ValueError(f"DistributedSampler: expected n >= 0 examples, got {n}")
+            raise ValueError(f"DistributedSampler: expected a data set or a number of examples >= 0, got {n}")
         self.n, self.shuffle, self.seed, self.drop_last = n, shuffle, seed, drop_last
         self.epoch = 0
         N = self.num_replicas

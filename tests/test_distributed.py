@@ -119,7 +119,7 @@ def shards(n, N, **kwargs):
     epoch = kwargs.pop("epoch", 0)
     result = []
     for rank in range(N):
-        sampler = dist.DistributedSampler(n, num_replicas=N, rank=rank, **kwargs)
+        sampler = dist.DistributedSampler(range(n), num_replicas=N, rank=rank, **kwargs)
         sampler.set_epoch(epoch)
         result.append(list(sampler))
         assert len(result[-1]) == len(sampler)
