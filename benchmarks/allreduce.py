@@ -11,7 +11,7 @@ and the script times, after a barrier:
                            flat buffer, the Allreduce, the division by N, unpacking
     Allreduce alone        MPI's in-place sum on an already packed buffer of P floats
 
-Each figure is the median over ``--repeats`` calls of the slowest rank's time (a
+The allocator is set as train.py sets it (``reuse_freed_memory``). Each figure is the median over ``--repeats`` calls of the slowest rank's time (a
 collective ends when its last rank does). The bandwidth column is the "bus
 bandwidth" of a ring all-reduce, 2 (N-1)/N * 4P bytes sent per rank over the time,
 the figure that predicts other N on the same links. Only rank 0 prints.
@@ -26,6 +26,7 @@ import numpy as np
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))   # this checkout's minigrad
 
 from minigrad import distributed as dist
+from minigrad.allocator import reuse_freed_memory
 from minigrad.nn import Parameter
 
 
@@ -49,6 +50,7 @@ def main():
     args = parser.parse_args()
 
     dist.init()
+    reuse_freed_memory()              # as train.py: the flat buffer reuses last call's memory
     N = dist.get_world_size()
     world = dist._world()
     if dist.is_main():
