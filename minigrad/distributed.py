@@ -49,7 +49,6 @@ never means of means); ``all_gather_object`` brings hypotheses or samples to eve
 """
 import os
 import sys
-import traceback
 
 import numpy
 

@@ -11,7 +11,7 @@ from hypothesis import given, strategies as st
 import minigrad as mg
 from minigrad import distributed as dist
 from minigrad.backend import backend_by_name, to_numpy
-from minigrad.nn import Linear, Parameter
+from minigrad.nn import Linear
 
 from helpers import BACKENDS, tensor
 
