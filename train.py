@@ -38,6 +38,7 @@ import time
 import numpy as np
 
 import minigrad as mg
+from minigrad import distributed as dist
 from minigrad import optim
 from minigrad.allocator import reuse_freed_memory
 from minigrad.data import DataError
@@ -51,6 +52,7 @@ from models.config import (
 )
 from models.objectives import make_objective
 from models.run_dir import RunDirError, clear_run, holds_run, prepare_out_dir, remove_leftover_temporaries
+from models.sharing import shard_rows
 
 #: What ends in one line on stderr and exit status 2: the user's mistakes.
 USER_ERRORS = (DataError, CheckpointError, ConfigError, RunDirError, mg.BackendError)
@@ -68,7 +70,8 @@ class Parser(argparse.ArgumentParser):
     """argparse with a bad flag as one line (not the whole usage block) and exit status 2."""
 
     def error(self, message):
-        self.exit(2, f"train.py: error: {message} (`python train.py --help` explains every flag)\n")
+        self.exit(2, f"train.py: error: {message} (`python train.py --help` explains every flag)\n"
+                  if dist.is_main() else None)
 
 
 def finite_float(text):
@@ -215,6 +218,7 @@ def check_args(args, error):
 
 def main(argv=None):
     """Run the command; a user's mistake ends in one clear line and exit status 2."""
+    dist.init()                          # a world of one process, unless started by mpiexec
     args, typed = parse_args(argv)
     np.seterr(all="ignore")              # a diverging loss is detected by the loop, not by NumPy warnings
     run = {"out": None, "saved_step": None, "step": None}     # for the Ctrl-C message
@@ -235,14 +239,35 @@ def main(argv=None):
     except OSError as e:                              # a full disk, a directory removed under us
         fail(f"could not read or write {e.filename or 'a file'}: {e.strerror or e}")
     except KeyboardInterrupt:
-        print("\n" + interrupted_message(run), file=sys.stderr)
+        if dist.is_main():
+            print("\n" + interrupted_message(run), file=sys.stderr)
         raise SystemExit(130) from None
 
 
 def fail(message, status=2):
+    """One line on stderr (from rank 0 alone: in a data-parallel job every rank meets the
+    same error, see ``on_main``) and exit ``status``."""
     message = "; ".join(line.strip() for line in message.strip().splitlines() if line.strip())
-    print(f"train.py: error: {message}", file=sys.stderr)
+    if dist.is_main():
+        print(f"train.py: error: {message}", file=sys.stderr)
     raise SystemExit(status)
+
+
+def on_main(work):
+    """``work()`` on rank 0 alone (files are written and read there); every rank gets
+    its result, or raises its error, so that all stop together on a full disk or a
+    damaged checkpoint instead of leaving the others waiting. In one process: work()."""
+    result = error = None
+    if dist.is_main():
+        try:
+            result = work()
+        except USER_ERRORS + (OSError, NonFiniteWeightsError) as e:
+            error = e
+    if dist.get_world_size() > 1:
+        result, error = dist.broadcast_object((result, error))
+    if error is not None:
+        raise error
+    return result
 
 
 def interrupted_message(run):
@@ -317,17 +342,15 @@ def write_config(config, objective, out):
 # --------------------------------------------------------------------------- #
 
 def train(args, typed, run):
+    world, rank = dist.get_world_size(), dist.get_rank()
     if args.resume:
-        config, tokenizers = resumed_config(args.resume, args, typed)
+        config, tokenizers = on_main(lambda: resumed_config(args.resume, args, typed))
     else:
         config, tokenizers = new_config(args), None
-    out = prepare_out_dir(config.out, "--resume" if args.resume else "--out")
-    if not args.resume and holds_run(out):
-        if not args.overwrite:
-            raise RunDirError(f"{out} already holds a run. Continue it with `python train.py --resume {out}`, "
-                              "start this one elsewhere with --out DIR, or replace it with --overwrite")
-        clear_run(out)
-    remove_leftover_temporaries(out)              # the .tmp of a save that was killed
+    if config.batch_size < world:
+        raise ConfigError(f"--batch-size {config.batch_size} is the global batch, split over {world} processes: "
+                          f"it must be at least {world}")
+    out = on_main(lambda: prepare_run_dir(config, args))
     mg.set_backend(config.backend)                # BackendError says why, if it can't
     reuse_freed_memory()        # a step's arrays reuse the last step's memory (minigrad/allocator.py)
 
@@ -338,14 +361,18 @@ def train(args, typed, run):
     opt, schedule = make_optimizer(config, model, total)
     checkpoint = os.path.join(out, "checkpoint.safetensors")
     state = {"step": 0, "best": None, "validated_step": None, "history": [], "seconds": 0.0}
-    if args.resume and os.path.exists(checkpoint):
-        state = restore(checkpoint, model, opt, schedule)
+    saved = on_main(lambda: load_checkpoint(checkpoint) if args.resume and os.path.exists(checkpoint) else None)
+    if saved is not None:                          # rank 0 read it; every rank restores from it
+        state = restore(checkpoint, saved, model, opt, schedule)
         run["saved_step"] = state["step"]
-        print(f"resuming {out} at step {state['step']} of {total}")
+        say(f"resuming {out} at step {state['step']} of {total}")
     elif not args.resume:
-        write_config(config, objective, out)
+        on_main(lambda: write_config(config, objective, out))
+    dist.broadcast_parameters(model)              # every rank starts from rank 0's weights
     run["out"] = out
-    print(f"{config.model} with {model.num_parameters():,} parameters on {config.backend}; {objective.describe()}")
+    processes = f" x {world} processes" if world > 1 else ""
+    say(f"{config.model} with {model.num_parameters():,} parameters on {config.backend}{processes}; "
+        f"{objective.describe()}")
 
     log = TrainingLog(config, state, total, start=state["step"])
     started = time.perf_counter() - state["seconds"]
@@ -354,12 +381,17 @@ def train(args, typed, run):
     model.train()
     for step in range(state["step"], total):
         # -- one training step ------------------------------------------------
-        mg.manual_seed(step_seed(config.seed, step))        # dropout, teacher forcing: from (seed, step)
-        batch = objective.train_batch(step)
-        counts = objective.counts(batch)
-        loss = objective.loss(model, batch, counts)
+        mg.manual_seed(step_seed(config.seed, step, rank))  # dropout, teacher forcing: (seed, step, rank)
+        batch = objective.train_batch(step)                 # the global batch, the same on every rank
+        counts = objective.counts(batch)                    # its loss is averaged over these
+        if world > 1:
+            batch = shard_rows(batch, rank, world)          # this rank's rows; its loss: its sum x N / count
+        loss = objective.loss(model, batch, counts)         # forward: the batch's loss
+        if world > 1:
+            loss = loss * world
         opt.zero_grad()
         loss.backward()
+        dist.all_reduce_gradients(params)                   # the mean over ranks: the whole batch's gradient
         grad_norm = optim.clip_grad_norm_(params, clip)
         opt.step()
         lr = opt.param_groups[0]["lr"]
@@ -374,9 +406,8 @@ def train(args, typed, run):
             if validating:
                 validate(objective, model, state, out)
             state["seconds"] = time.perf_counter() - started
-            save_checkpoint(checkpoint, model.state_dict(), opt.state_dict(), trainer_state(state, schedule))
+            on_main(lambda: save_run_state(out, model, opt, state, schedule))
             run["saved_step"] = state["step"]
-            write_history(state["history"], os.path.join(out, "history.csv"))
         elif log.due(state["step"]):
             log.flush()
     log.close()
@@ -384,14 +415,41 @@ def train(args, typed, run):
         # Resumed from a checkpoint written before its validation (an older train.py), or
         # a run of zero steps: validate now, as the uninterrupted run did.
         validate(objective, model, state, out)
-        save_checkpoint(checkpoint, model.state_dict(), opt.state_dict(), trainer_state(state, schedule))
+        on_main(lambda: save_run_state(out, model, opt, state, schedule))
     return finish(objective, model, config, args, out, state)
 
 
-def step_seed(seed, step):
+def say(line):
+    """A line of the run's story, from rank 0 alone."""
+    if dist.is_main():
+        print(line, flush=True)
+
+
+def prepare_run_dir(config, args):
+    """The run directory: checked and writable; a new run never takes one that holds a
+    run; the temporary files of a killed save removed."""
+    out = prepare_out_dir(config.out, "--resume" if args.resume else "--out")
+    if not args.resume and holds_run(out):
+        if not args.overwrite:
+            raise RunDirError(f"{out} already holds a run. Continue it with `python train.py --resume {out}`, "
+                              "start this one elsewhere with --out DIR, or replace it with --overwrite")
+        clear_run(out)
+    remove_leftover_temporaries(out)
+    return out
+
+
+def save_run_state(out, model, opt, state, schedule):
+    """checkpoint.safetensors, then history.csv (each atomic)."""
+    save_checkpoint(os.path.join(out, "checkpoint.safetensors"), model.state_dict(), opt.state_dict(),
+                    trainer_state(state, schedule))
+    write_history(state["history"], os.path.join(out, "history.csv"))
+
+
+def step_seed(seed, step, rank=0):
     """The random stream of one training step (dropout, teacher forcing): a function of
-    the seed and the step alone, so a resumed run draws what an uninterrupted one does."""
-    return (seed * 1_000_003 + step) % 2**63
+    the seed, the step and the rank alone, so a resumed run draws what an uninterrupted
+    one does. Rank 0 draws what one process draws; each other rank its own stream."""
+    return (seed * 1_000_003 + step) % 2**63 if rank == 0 else dist.rank_seed(seed, step, rank)
 
 
 def make_optimizer(config, model, steps_total):
@@ -433,8 +491,9 @@ class TrainingLog:
         self.config, self.state, self.total = config, state, total
         self.pending, self.window_start = [], time.perf_counter()
         self.bar = None
-        self.lines = not config.no_progress and not sys.stderr.isatty()    # a log file: a line every N steps
-        if not config.no_progress and not self.lines:
+        quiet = config.no_progress or not dist.is_main()
+        self.lines = not quiet and not sys.stderr.isatty()    # a log file: a line every N steps
+        if not quiet and not self.lines:
             from tqdm import tqdm
             self.bar = tqdm(total=total, initial=start, desc="training", leave=False, dynamic_ncols=True)
 
@@ -455,6 +514,10 @@ class TrainingLog:
         xp = mg.backend.backend_of(self.pending[0][1]).xp
         losses, norms, finite = (mg.backend.to_numpy(xp.stack([p[i] for p in self.pending]))
                                  for i in (1, 2, 3))                          # the one read of the window
+        if dist.get_world_size() > 1:      # the whole batch's loss: the mean of the ranks' N x shard losses
+            window = dist.all_reduce_sum(np.concatenate([losses.astype(np.float64), ~finite]))
+            losses = window[:len(losses)] / dist.get_world_size()
+            finite = window[len(losses):] == 0
         if not finite.all():
             bad = int(np.argmin(finite))
             step = self.pending[bad][0]
@@ -490,16 +553,17 @@ def validate(objective, model, state, out):
     state["history"].append(row)
     epoch = objective.epoch_of(state["step"] - 1)
     where = f"epoch {epoch + 1}, step {state['step']}" if epoch is not None else f"step {state['step']}"
-    print(f"  valid ({where}): {objective.valid_line(metrics)}", flush=True)
+    say(f"  valid ({where}): {objective.valid_line(metrics)}")
     score = objective.score(metrics)
     if state["best"] is None or score > state["best"]:
         state["best"] = score
-        save_weights(model.state_dict(), os.path.join(out, "model.safetensors"))
+        on_main(lambda: save_weights(model.state_dict(), os.path.join(out, "model.safetensors")))
     state["validated_step"] = state["step"]
 
 
-def restore(path, model, opt, schedule):
-    model_state, opt_state, trainer = load_checkpoint(path)
+def restore(path, saved, model, opt, schedule):
+    """Model, optimizer, schedule and trainer state from ``load_checkpoint(path)``'s ``saved``."""
+    model_state, opt_state, trainer = saved
     try:
         model.load_state_dict(model_state)
         opt.load_state_dict(opt_state)
@@ -544,18 +608,22 @@ def write_history(history, path):
 def finish(objective, model, config, args, out, state):
     """Everything after the last step; a kill in here is finished again by --resume,
     to the same files (it reads only the saved best weights and the test split)."""
-    model.load_state_dict(load_weights(os.path.join(out, "model.safetensors")))
-    metrics = objective.evaluate(model, "test")
+    model.load_state_dict(on_main(lambda: load_weights(os.path.join(out, "model.safetensors"))))
+    metrics = objective.evaluate(model, "test")                  # shared out among the ranks
     metrics.update(steps=state["step"], train_seconds=round(state["seconds"], 1),
                    parameters=model.num_parameters())
-    save_json(metrics, os.path.join(out, "metrics.json"))
-    text = objective.sample_lines(model)
-    atomic_write(os.path.join(out, "samples.txt"), lambda tmp: _write_text(tmp, text))
-    if not config.no_plots:
-        from models.plots import plot_curves
-        plot_curves(state["history"], os.path.join(out, "curves.png"), *objective.CURVES)
-        objective.plots(model, out)
-    print_summary(objective, metrics, out)
+
+    def write_files():
+        save_json(metrics, os.path.join(out, "metrics.json"))
+        text = objective.sample_lines(model)
+        atomic_write(os.path.join(out, "samples.txt"), lambda tmp: _write_text(tmp, text))
+        if not config.no_plots:
+            from models.plots import plot_curves
+            plot_curves(state["history"], os.path.join(out, "curves.png"), *objective.CURVES)
+            objective.plots(model, out)
+    on_main(write_files)
+    if dist.is_main():
+        print_summary(objective, metrics, out)
     return metrics
 
 
@@ -597,7 +665,8 @@ def load_run(run_dir, args, typed, load_data=False):
 def evaluate_run(run_dir, args, typed):
     _, objective, model = load_run(run_dir, args, typed, load_data=True)
     metrics = objective.evaluate(model, "test")
-    print_summary(objective, metrics, run_dir)
+    if dist.is_main():
+        print_summary(objective, metrics, run_dir)
     return metrics
 
 
@@ -610,9 +679,10 @@ def use_run(args, typed):
         raise ConfigError(f"--{action} needs a run of a {wanted.replace('_', ' ')} model; {args.run} holds a "
                           f"--model {config.model} run")
     lines = read_inputs(getattr(args, action))
-    outputs = objective.use(model, lines, args)
-    for line in outputs:
-        print(line)
+    outputs = on_main(lambda: objective.use(model, lines, args))
+    if dist.is_main():
+        for line in outputs:
+            print(line)
     return outputs[0] if len(outputs) == 1 else outputs
 
 

@@ -14,9 +14,11 @@ import math
 import sacrebleu
 
 import minigrad as mg
+from minigrad import distributed as dist
 from minigrad.data import EOS_ID, BOS_ID, PAD_ID
 from minigrad.nn import functional as F
 from models.decoding import beam_search, greedy_decode
+from models.sharing import shared_out
 
 __all__ = ["teacher_forced_metrics", "decode_limit", "decode_texts", "evaluate"]
 
@@ -28,10 +30,11 @@ def to_device(batch, backend):
             mg.Tensor(b.from_numpy(batch.tgt_in)), mg.Tensor(b.from_numpy(batch.tgt_out)))
 
 
-def teacher_forced_metrics(model, batches, backend):
-    """loss, perplexity and token accuracy, summed on the device, synchronized once."""
-    total_loss = total_correct = None
-    total_tokens = 0
+def teacher_forced_sums(model, batches, backend):
+    """[summed loss, correct tokens, tokens] over ``batches``, summed on the device and
+    read back once (float64, so that shards of a split add up exactly)."""
+    xp = mg.backend.backend_by_name(backend).xp
+    sums = xp.zeros(3, dtype="float64")
     with mg.no_grad():
         for batch in batches:
             src, lengths, tgt_in, tgt_out = to_device(batch, backend)
@@ -41,12 +44,17 @@ def teacher_forced_metrics(model, batches, backend):
                                    reduction="sum")
             real = tgt_out.data != PAD_ID                                      # (B, T)
             correct = ((logits.data.argmax(axis=-1) == tgt_out.data) & real).sum()
-            total_loss = loss.data if total_loss is None else total_loss + loss.data
-            total_correct = correct if total_correct is None else total_correct + correct
-            total_tokens += batch.num_tokens
-    loss = float(total_loss) / max(total_tokens, 1)
-    return {"loss": loss, "perplexity": math.exp(min(loss, 700.0)),
-            "token_accuracy": float(total_correct) / max(total_tokens, 1)}
+            sums += xp.stack([loss.data.astype("float64"), correct.astype("float64"),
+                              xp.asarray(float(batch.num_tokens))])
+    return mg.backend.to_numpy(sums)
+
+
+def teacher_forced_metrics(model, batches, backend):
+    """loss, perplexity and token accuracy over ``batches``, shared out among the ranks
+    of a data-parallel job (``models.objectives.shared_out``) and summed over them."""
+    loss_sum, correct, tokens = dist.all_reduce_sum(teacher_forced_sums(model, shared_out(batches), backend))
+    loss = loss_sum / max(tokens, 1)
+    return {"loss": loss, "perplexity": math.exp(min(loss, 700.0)), "token_accuracy": correct / max(tokens, 1)}
 
 
 def decode_limit(source_length, max_positions=None):
@@ -82,7 +90,8 @@ def evaluate(model, batches, references, tgt_tokenizer, backend, beam_size=1, al
     """
     model.eval()
     metrics = teacher_forced_metrics(model, batches, backend)
-    hypotheses = decode_texts(model, batches, tgt_tokenizer, backend, beam_size, alpha, max_positions)
+    mine = decode_texts(model, shared_out(batches), tgt_tokenizer, backend, beam_size, alpha, max_positions)
+    hypotheses = [text for share in dist.all_gather_object(mine) for text in share]      # in batch order
     if detokenize is not None:
         hypotheses = [detokenize(h) for h in hypotheses]
     compared = [h.lower() for h in hypotheses] if lowercase else hypotheses

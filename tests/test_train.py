@@ -67,10 +67,10 @@ def test_resume_reaches_the_same_weights_and_losses_as_an_uninterrupted_run(tmp_
     # The same run, interrupted (Ctrl-C) as step 8 begins: its last checkpoint is step 6.
     real_seed = train.step_seed
 
-    def interrupt_at_step_7(seed, step):
+    def interrupt_at_step_7(seed, step, rank=0):
         if step == 7:
             raise KeyboardInterrupt
-        return real_seed(seed, step)
+        return real_seed(seed, step, rank)
     monkeypatch.setattr(train, "step_seed", interrupt_at_step_7)
     with pytest.raises(SystemExit) as exit_info:
         run(tmp_path, *common, name="parts")

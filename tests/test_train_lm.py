@@ -55,10 +55,10 @@ def test_resume_reaches_the_uninterrupted_run(tmp_path, monkeypatch, text_file, 
     train.main(flags + ["--out", str(tmp_path / "whole")])
     real = train.step_seed
 
-    def interrupt_at_step_9(seed, step):
+    def interrupt_at_step_9(seed, step, rank=0):
         if step == 9:
             raise KeyboardInterrupt
-        return real(seed, step)
+        return real(seed, step, rank)
     with monkeypatch.context() as patch:
         patch.setattr(train, "step_seed", interrupt_at_step_9)
         with pytest.raises(SystemExit):
@@ -91,7 +91,7 @@ def test_generate_continues_prompts_and_is_seeded(gpt_run, capsys, monkeypatch):
     monkeypatch.setattr(sys, "stdin", io.StringIO("the cat\na bird\n"))
     capsys.readouterr()
     outputs = train.main(["--generate", "-", "--run", gpt_run, "--max-new-tokens", "10", "--top-k", "5"])
-    assert [o[:7] for o in outputs] == ["the cat", "a bird"[:7]]
+    assert [o[:len(p)] for o, p in zip(outputs, ["the cat", "a bird"])] == ["the cat", "a bird"]
     assert all(len(o) <= len(p) + 10 for o, p in zip(outputs, ["the cat", "a bird"]))
     greedy = [train.main(["--generate", "the cat", "--run", gpt_run, "--temperature", "0", "--max-new-tokens", "10"])
               for _ in range(2)]

@@ -154,10 +154,10 @@ def test_ctrl_c_before_the_first_checkpoint_says_nothing_was_saved_and_resume_st
     out = tmp_path / "run"
     real = train.step_seed
 
-    def interrupt_at_step_3(seed, step):
+    def interrupt_at_step_3(seed, step, rank=0):
         if step == 3:
             raise KeyboardInterrupt
-        return real(seed, step)
+        return real(seed, step, rank)
     with monkeypatch.context() as patch:
         patch.setattr(train, "step_seed", interrupt_at_step_3)
         with pytest.raises(SystemExit) as exit_info:
@@ -172,10 +172,10 @@ def test_ctrl_c_before_the_first_checkpoint_says_nothing_was_saved_and_resume_st
 def test_ctrl_c_after_a_checkpoint_names_it(tmp_path, monkeypatch, capsys):
     real = train.step_seed
 
-    def interrupt_at_step_7(seed, step):
+    def interrupt_at_step_7(seed, step, rank=0):
         if step == 7:
             raise KeyboardInterrupt
-        return real(seed, step)
+        return real(seed, step, rank)
     monkeypatch.setattr(train, "step_seed", interrupt_at_step_7)
     with pytest.raises(SystemExit):
         run(tmp_path / "run", *SHORT)

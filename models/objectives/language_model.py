@@ -15,6 +15,7 @@
 import math
 
 import minigrad as mg
+from minigrad import distributed as dist
 from minigrad.data import (
     DataError, builtin_corpus, build_tokenizer, encode_text, lm_batch, lm_eval_batches, load_text, split_text,
     tokenizer_from_dict,
@@ -23,6 +24,7 @@ from minigrad.nn import functional as F
 from models.config import tokenizer_options
 from models.generation import generate
 from models.gpt import GPT, GPTConfig
+from models.sharing import shared_out
 
 __all__ = ["LanguageModel"]
 
@@ -99,18 +101,20 @@ class LanguageModel:
 
     # -- evaluation ------------------------------------------------------------------
     def evaluate(self, model, split):
-        """Every target of the split once: the sum of the losses read back once."""
+        """Every target of the split once: the sum of the losses read back once (shared
+        out among the ranks of a data-parallel job, and summed over them)."""
         model.eval()
-        total, tokens = None, 0
+        total, tokens = 0.0, 0
         with mg.no_grad():
-            for batch in lm_eval_batches(self.ids[split], self.config.batch_size, self.config.block_size):
+            for batch in shared_out(lm_eval_batches(self.ids[split], self.config.batch_size, self.config.block_size)):
                 logits = model(self._device(batch.x))                             # (B, T, V)
                 V = logits.shape[-1]
                 loss = F.cross_entropy(logits.reshape(-1, V), self._device(batch.y).reshape(-1),
-                                       reduction="sum").data
-                total = loss if total is None else total + loss
+                                       reduction="sum").data.astype("float64")
+                total = total + loss
                 tokens += batch.num_tokens
-        nats = float(total)
+        nats, tokens = dist.all_reduce_sum([float(total), tokens])
+        tokens = int(tokens)
         loss = nats / tokens
         metrics = {"loss": loss, "perplexity": math.exp(min(loss, 700.0)),
                    "bits_per_char": nats / math.log(2) / max(len(self.text[split]) - 1, 1), "tokens": tokens}

@@ -20,6 +20,7 @@ import math
 import numpy as np
 
 import minigrad as mg
+from minigrad import distributed as dist
 from minigrad.data import (
     BERT_SPECIALS, MASK, MASK_ID, DataError, SentencePairs, builtin_corpus, build_tokenizer, encode_text,
     load_text, pack_pairs, split_text, tokenizer_from_dict,
@@ -27,6 +28,7 @@ from minigrad.data import (
 from minigrad.nn import functional as F
 from models.bert import BERT, BERTConfig, fill_mask
 from models.config import tokenizer_options
+from models.sharing import shared_out
 
 __all__ = ["MaskedLM"]
 
@@ -123,7 +125,7 @@ class MaskedLM:
         model.eval()
         sums, masked, pairs, unigram = None, 0, 0, 0
         with mg.no_grad():
-            for batch in self.eval_batches[split]:
+            for batch in shared_out(self.eval_batches[split]):
                 mlm_logits, nsp_logits, labels, nsp_labels = self._forward(model, batch)
                 xp = mg.backend.backend_of(mlm_logits.data).xp
                 batch_sums = xp.stack([
@@ -135,7 +137,9 @@ class MaskedLM:
                 masked += batch.num_masked
                 pairs += len(batch.nsp_labels)
                 unigram += int((batch.mlm_labels == self.most_frequent).sum())
-        mlm_loss, mlm_correct, nsp_loss, nsp_correct = mg.backend.to_numpy(sums).tolist()
+        host = mg.backend.to_numpy(sums) if sums is not None else np.zeros(4)
+        mlm_loss, mlm_correct, nsp_loss, nsp_correct, masked, pairs, unigram = dist.all_reduce_sum(
+            host.tolist() + [masked, pairs, unigram]).tolist()
         mlm_loss, nsp_loss = mlm_loss / max(masked, 1), nsp_loss / pairs
         return {"loss": mlm_loss + nsp_loss, "mlm_loss": mlm_loss, "mlm_perplexity": math.exp(min(mlm_loss, 700.0)),
                 "mlm_accuracy": mlm_correct / max(masked, 1), "nsp_loss": nsp_loss, "nsp_accuracy": nsp_correct / pairs,
