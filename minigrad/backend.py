@@ -12,7 +12,8 @@ package imports on a machine without it.
 
 Public functions (re-exported as ``minigrad.set_backend`` etc.):
 
-    set_backend("numpy" | "cupy")   the default backend for new tensors
+    set_backend("numpy" | "cupy")   the default backend for new tensors ("cpu" and
+                                    "cuda", PyTorch's device names, mean the same two)
     get_backend() -> str            its name
     use_backend(name)               context manager: a default for a block
     manual_seed(seed)               seed the random generator of every backend
@@ -25,7 +26,7 @@ import numpy
 
 __all__ = [
     "Backend", "BackendError", "register_backend", "backend_by_name",
-    "backend_of", "backend_names", "get_array_module", "set_backend", "get_backend",
+    "backend_of", "backend_names", "is_dtype", "get_array_module", "set_backend", "get_backend",
     "current_backend", "use_backend", "manual_seed", "to_numpy", "asarray",
 ]
 
@@ -171,6 +172,8 @@ def _make_cupy_backend():
 
 _seed = None                      # the seed of the last manual_seed(), or None
 _loaders = {"numpy": _make_numpy_backend, "cupy": _make_cupy_backend}
+# PyTorch's device names, accepted wherever a backend is named: x.to("cuda")
+_ALIASES = {"cpu": "numpy", "cuda": "cupy"}
 _loaded = {}                      # name -> Backend, filled on first use
 _current = "numpy"
 
@@ -182,16 +185,19 @@ def register_backend(name, loader):
 
 
 def backend_names():
-    """The names of the backends minigrad knows (loaded or not)."""
-    return sorted(_loaders)
+    """The names of the backends minigrad knows (loaded or not), with PyTorch's
+    device names for them ("cpu" for "numpy", "cuda" for "cupy")."""
+    return sorted(list(_loaders) + list(_ALIASES))
 
 
 def backend_by_name(name):
-    """The ``Backend`` called ``name``, loading it on first use."""
+    """The ``Backend`` called ``name`` (or "cpu", "cuda"), loading it on first use."""
+    if name in _ALIASES:
+        name = _ALIASES[name]
     if name not in _loaded:
         if name not in _loaders:
             raise BackendError(
-                f"unknown backend {name!r}: expected one of {sorted(_loaders)}"
+                f"unknown backend {name!r}: expected one of {backend_names()}"
             )
         _loaded[name] = _loaders[name]()
     return _loaded[name]
@@ -223,6 +229,18 @@ def is_array(value):
         return False
 
 
+def is_dtype(value):
+    """Whether ``value`` names a dtype ("float32", ``numpy.float64``, ...): how ``.to``
+    tells a dtype from a backend name."""
+    if value is None:                 # numpy.dtype(None) is float64, not "no dtype"
+        return False
+    try:
+        numpy.dtype(value)
+    except TypeError:
+        return False
+    return True
+
+
 def get_array_module(*arrays):
     """The array module (``numpy`` or ``cupy``) of the first array given."""
     return backend_of(arrays[0]).xp
@@ -231,8 +249,7 @@ def get_array_module(*arrays):
 def set_backend(name):
     """Make ``name`` the backend of new tensors; raises ``BackendError`` if it can't run."""
     global _current
-    backend_by_name(name)
-    _current = name
+    _current = backend_by_name(name).name
 
 
 def get_backend():

@@ -75,7 +75,7 @@ def _gradcheck(fn, inputs, wrt, eps, atol, rtol, fast_mode, seed):
     rng = backend_of(inputs[wrt[0]].data).new_rng(seed)
 
     # 1. The outputs and a random upstream gradient u for each.
-    outputs = _as_tuple(fn(*inputs))
+    outputs = _tensor_outputs(fn(*inputs))
     for k, y in enumerate(outputs):
         if y.dtype.kind == "f" and y.dtype != "float64":
             raise TypeError(
@@ -88,7 +88,7 @@ def _gradcheck(fn, inputs, wrt, eps, atol, rtol, fast_mode, seed):
     def objective():
         """<u, f(x)> as a Python float, recording no graph."""
         with no_grad():
-            ys = _as_tuple(fn(*inputs))
+            ys = _tensor_outputs(fn(*inputs))
         return sum(float((u * y.data).sum()) for u, y in zip(upstream, ys) if u is not None)
 
     # 2. The analytic gradient: backward() with gy = u.
@@ -165,5 +165,25 @@ def _check_direction(x, i, analytic, objective, rng, eps, atol, rtol):
         )
 
 
-def _as_tuple(outputs):
-    return tuple(outputs) if isinstance(outputs, (tuple, list)) else (outputs,)
+def _tensor_outputs(outputs):
+    """What ``fn`` returned as a tuple of Tensors, or a TypeError that names what came."""
+    expected = "gradcheck: fn must return a Tensor or a tuple of Tensors; "
+    hint = " (compute it with minigrad's ops, so that it has a gradient)"
+    if isinstance(outputs, Tensor):
+        return (outputs,)
+    if not isinstance(outputs, (tuple, list)):
+        raise TypeError(expected + f"got {_type_name(outputs)}" + hint)
+    if not outputs:
+        raise TypeError(expected + f"got an empty {type(outputs).__name__}")
+    for k, y in enumerate(outputs):
+        if not isinstance(y, Tensor):
+            raise TypeError(expected + f"output {k} is {_type_name(y)}" + hint)
+    return tuple(outputs)
+
+
+def _type_name(value):
+    """``float``, ``numpy.ndarray``, ``None``: the type of ``value`` as users write it."""
+    if value is None:
+        return "None"
+    cls = type(value)
+    return cls.__qualname__ if cls.__module__ == "builtins" else f"{cls.__module__}.{cls.__qualname__}"

@@ -5,7 +5,10 @@
     y.backward()                                       # x.grad == 2 * x
 
 The arithmetic lives in ``minigrad/ops``; the methods here only forward to it,
-with NumPy's names and arguments (``axis``, ``keepdims``).
+with NumPy's names and arguments (``axis``, ``keepdims``) and PyTorch's beside them
+(``dim``, ``keepdim``, ``x.size()``, ``x.view``, ``x.unsqueeze``, ``x.flatten``, ...).
+Where the two differ, the spelling chooses: ``x.max(axis=1)`` is NumPy's values,
+``x.max(dim=1)`` PyTorch's (values, indices); positional arguments are NumPy's.
 """
 import numbers
 
@@ -21,6 +24,7 @@ class Tensor:
         data:          an array (keeps its dtype and backend, and is used as it is,
                        not copied, as ``torch.from_numpy``), or Python numbers (floats
                        become float32, ints int64) placed on the default backend.
+                       Numbers only: bool, integer or float (not strings, objects, None).
         requires_grad: whether ``backward()`` should compute ``grad`` for it.
         dtype:         a dtype to convert to.
 
@@ -33,7 +37,12 @@ class Tensor:
     def __init__(self, data, requires_grad=False, dtype=None):
         if isinstance(data, Tensor):
             data = data.data
+        if data is None:
+            raise TypeError(f"Tensor: {_NUMBERS}; got None")
         self.data = _backend.asarray(data, dtype=dtype, backend=_backend_name(data))
+        if self.data.dtype.kind not in "biuf":
+            kind = _KINDS.get(self.data.dtype.kind, "")
+            raise TypeError(f"Tensor: {_NUMBERS}; got dtype {self.data.dtype}{kind}")
         if requires_grad and self.data.dtype.kind != "f":
             raise TypeError(
                 f"only floating-point tensors can require grad, got dtype {self.data.dtype}"
@@ -66,7 +75,17 @@ class Tensor:
 
     @property
     def size(self):
+        """The number of elements, as NumPy's ``ndarray.size``. Called, the shape, as
+        PyTorch's ``x.size()``, or one dimension of it: ``x.size(1)``."""
+        return _ElementCount(self.data.size, self.data.shape)
+
+    def numel(self):
+        """The number of elements (PyTorch's name for ``size``)."""
         return self.data.size
+
+    def dim(self):
+        """The number of dimensions (PyTorch's name for ``ndim``)."""
+        return self.data.ndim
 
     @property
     def backend(self):
@@ -121,14 +140,26 @@ class Tensor:
         return Tensor(self.data)
 
     def to(self, target):
-        """A copy on backend ``target`` ("numpy" or "cupy"), or in dtype ``target``.
+        """A copy on backend ``target`` ("numpy" or "cupy"; PyTorch's "cpu" and "cuda"
+        name the same two), or in dtype ``target``.
 
         Both are differentiable: the gradient travels back to this tensor's backend
         and dtype.
         """
         if isinstance(target, str) and target in _backend.backend_names():
             return ops.to_backend(self, target)
+        if not _backend.is_dtype(target):
+            raise TypeError(f"to: expected a backend {_backend.backend_names()} or a dtype, "
+                            f"got {target!r}")
         return ops.astype(self, target)
+
+    def cpu(self):
+        """A copy on the NumPy backend (PyTorch's ``x.cpu()``)."""
+        return self.to("cpu")
+
+    def cuda(self):
+        """A copy on the CuPy backend (PyTorch's ``x.cuda()``)."""
+        return self.to("cuda")
 
     def astype(self, dtype):
         """A copy converted to ``dtype`` (differentiable between float dtypes)."""
@@ -139,6 +170,14 @@ class Tensor:
 
     def float(self):
         return self.astype("float32")
+
+    def long(self):
+        """int64 (indices), outside the graph."""
+        return self.astype("int64")
+
+    def clone(self):
+        """A copy in new memory; differentiable."""
+        return ops.clone(self)
 
     # -- autograd -------------------------------------------------------------------
     def backward(self, grad=None, retain_graph=False):
@@ -244,30 +283,86 @@ class Tensor:
 
     __hash__ = object.__hash__    # tensors are hashed by identity, as in PyTorch
 
-    # -- methods (NumPy's names) ---------------------------------------------------
-    def sum(self, axis=None, keepdims=False):
-        return ops.sum(self, axis=axis, keepdims=keepdims)
+    # -- methods (NumPy's names, with PyTorch's dim= and keepdim= beside them) --------
+    def sum(self, axis=None, keepdims=False, *, dim=None, keepdim=None):
+        return ops.sum(self, axis, keepdims, dim=dim, keepdim=keepdim)
 
-    def mean(self, axis=None, keepdims=False):
-        return ops.mean(self, axis=axis, keepdims=keepdims)
+    def mean(self, axis=None, keepdims=False, *, dim=None, keepdim=None):
+        return ops.mean(self, axis, keepdims, dim=dim, keepdim=keepdim)
 
-    def max(self, axis=None, keepdims=False):
-        return ops.max(self, axis=axis, keepdims=keepdims)
+    def max(self, axis=None, keepdims=False, *, dim=None, keepdim=None):
+        """The max (``dim=``: PyTorch's ``(values, indices)``; see ``minigrad.max``)."""
+        return ops.max(self, axis, keepdims, dim=dim, keepdim=keepdim)
 
-    def var(self, axis=None, keepdims=False, ddof=0):
-        return ops.var(self, axis=axis, keepdims=keepdims, ddof=ddof)
+    def min(self, axis=None, keepdims=False, *, dim=None, keepdim=None):
+        """The min (``dim=``: PyTorch's ``(values, indices)``; see ``minigrad.min``)."""
+        return ops.min(self, axis, keepdims, dim=dim, keepdim=keepdim)
+
+    def var(self, axis=None, keepdims=False, ddof=None, *, dim=None, keepdim=None,
+            correction=None, unbiased=None):
+        """The variance: divided by N, or by N - 1 with ``dim=`` (see ``minigrad.var``)."""
+        return ops.var(self, axis, keepdims, ddof, dim=dim, keepdim=keepdim,
+                       correction=correction, unbiased=unbiased)
+
+    def logsumexp(self, axis=None, keepdims=False, *, dim=None, keepdim=None):
+        return ops.logsumexp(self, axis, keepdims, dim=dim, keepdim=keepdim)
+
+    def softmax(self, axis=-1, *, dim=None):
+        return ops.softmax(self, axis, dim=dim)
+
+    def log_softmax(self, axis=-1, *, dim=None):
+        return ops.log_softmax(self, axis, dim=dim)
+
+    def argmax(self, axis=None, keepdims=False, *, dim=None, keepdim=None):
+        """int64 indices of the max (of the flattened tensor when no axis is given)."""
+        return ops.argmax(self, axis, keepdims, dim=dim, keepdim=keepdim)
+
+    def argmin(self, axis=None, keepdims=False, *, dim=None, keepdim=None):
+        return ops.argmin(self, axis, keepdims, dim=dim, keepdim=keepdim)
 
     def reshape(self, *shape):
         if len(shape) == 1 and isinstance(shape[0], (tuple, list)):
             shape = tuple(shape[0])
         return ops.reshape(self, shape)
 
-    def transpose(self, *axes):
+    def view(self, *shape):
+        """PyTorch's name for ``reshape`` (which here never needs a contiguous tensor)."""
+        return self.reshape(*shape)
+
+    def flatten(self, start_dim=0, end_dim=-1):
+        """Axes ``start_dim`` to ``end_dim`` merged into one (all: a 1-D tensor)."""
+        return ops.flatten(self, start_dim, end_dim)
+
+    def transpose(self, *axes, dim0=None, dim1=None):
+        """NumPy's permutation of all axes (``x.transpose()``, ``x.transpose(2, 0, 1)``,
+        ``x.transpose((1, 0))``), or PyTorch's swap of two (``x.transpose(1, 2)`` of a
+        tensor of other than two axes, ``x.transpose(dim0=0, dim1=1)``).
+
+        ``x.transpose(0, 1)`` of a 2-D tensor is refused: NumPy leaves the tensor as
+        it is, PyTorch transposes it.
+        """
+        if dim0 is not None or dim1 is not None:
+            if axes or dim0 is None or dim1 is None:
+                raise TypeError(f"transpose: expected either axes or both dim0 and dim1, got axes "
+                                f"{axes}, dim0={dim0!r}, dim1={dim1!r}")
+            return ops.swapaxes(self, dim0, dim1)
         if len(axes) == 1 and isinstance(axes[0], (tuple, list)):
-            axes = tuple(axes[0])
+            return ops.transpose(self, tuple(axes[0]))
+        if len(axes) == 2 and self.ndim != 2:
+            return ops.swapaxes(self, *axes)                  # PyTorch's transpose(dim0, dim1)
+        if len(axes) == 2 and axes[0] in (0, -2) and axes[1] in (1, -1):
+            raise ValueError(
+                "transpose(0, 1) of a 2-D tensor is ambiguous: NumPy keeps the axes as they "
+                "are, PyTorch swaps them; write x.T or x.swapaxes(0, 1) to transpose, "
+                "x.transpose((0, 1)) to keep them"
+            )
         return ops.transpose(self, axes or None)
 
-    permute = transpose
+    def permute(self, *dims):
+        """The axes in the order ``dims`` (``x.permute(2, 0, 1)``), as NumPy's transpose."""
+        if len(dims) == 1 and isinstance(dims[0], (tuple, list)):
+            dims = tuple(dims[0])
+        return ops.transpose(self, dims)
 
     @property
     def T(self):
@@ -276,8 +371,13 @@ class Tensor:
     def swapaxes(self, axis1, axis2):
         return ops.swapaxes(self, axis1, axis2)
 
-    def squeeze(self, axis=None):
-        return ops.squeeze(self, axis)
+    def squeeze(self, axis=None, *, dim=None):
+        """Size-1 axes removed (``dim=``: PyTorch's, leaving an axis of another size)."""
+        return ops.squeeze(self, axis, dim=dim)
+
+    def unsqueeze(self, dim):
+        """A new axis of size 1 at ``dim``."""
+        return ops.unsqueeze(self, dim)
 
     def clip(self, min=None, max=None):
         return ops.clip(self, min, max)
@@ -299,6 +399,30 @@ class Tensor:
 
     def relu(self):
         return ops.relu(self)
+
+
+_NUMBERS = ("expected numbers (bool, integer or float), nested lists of them, or an array "
+            "of bool, integer or float dtype")
+_KINDS = {"U": " (strings)", "S": " (bytes)", "O": " (Python objects)", "c": " (complex numbers)",
+          "M": " (dates and times)", "m": " (time spans)", "V": " (raw records)"}
+
+
+class _ElementCount(int):
+    """``Tensor.size``: an int, the number of elements (NumPy's ``ndarray.size``),
+    that called gives the shape or one of its dimensions (PyTorch's ``x.size()``)."""
+
+    def __new__(cls, count, shape):
+        self = super().__new__(cls, count)
+        self.shape = shape
+        return self
+
+    def __call__(self, dim=None):
+        if dim is None:
+            return self.shape
+        ndim = len(self.shape)
+        if not -ndim <= dim < ndim:
+            raise IndexError(f"size: dim {dim} is out of range for a tensor of {ndim} dimensions")
+        return self.shape[dim]
 
 
 def as_tensor(value, like=None):

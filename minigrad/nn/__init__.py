@@ -8,7 +8,9 @@
     Transformer     scaled dot-product attention, MultiheadAttention, scaled_dot_product.py,
                     PositionalEncoding, Transformer{Encoder,Decoder}  multihead_attention.py,
                     {Layer,}, Transformer                             transformer.py
-    functional      F.linear, F.scaled_dot_product_attention, and the ops under torch's names
+    losses          CrossEntropyLoss, MSELoss                         loss.py
+    functional      F.linear, F.scaled_dot_product_attention, F.mse_loss, and the ops
+                    under torch's names
     init            PyTorch's initializations
 """
 from minigrad.nn import functional, init
@@ -19,6 +21,7 @@ from minigrad.nn.embedding import Embedding
 from minigrad.nn.dropout import Dropout
 from minigrad.nn.layer_norm import LayerNorm
 from minigrad.nn.activation import GELU, ReLU, Sigmoid, Tanh
+from minigrad.nn.loss import CrossEntropyLoss, MSELoss
 from minigrad.nn.rnn_cell import GRUCell, LSTMCell
 from minigrad.nn.rnn import GRU, LSTM
 from minigrad.nn.additive_attention import AdditiveAttention

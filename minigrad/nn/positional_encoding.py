@@ -61,6 +61,8 @@ class PositionalEncoding(Module):
         if start + T > self.max_len:
             raise ValueError(f"PositionalEncoding: positions {start}..{start + T - 1} exceed "
                              f"max_len={self.max_len}; build it with a larger max_len")
+        if x.dtype.kind != "f":
+            x = x.astype("float32")         # integers: float32, as every float op gives them
         pe = self.pe.data[start:start + T]                                       # (T, D)
         if pe.dtype != x.dtype:
             pe = pe.astype(x.dtype)

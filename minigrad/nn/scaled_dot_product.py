@@ -16,6 +16,7 @@ import math
 
 from minigrad.backend import get_array_module
 from minigrad.ops import dropout, matmul, softmax, swapaxes, where
+from minigrad.ops._util import as_floats
 from minigrad.ops.nn_attention import attention_fused
 from minigrad.tensor import Tensor, as_tensor
 
@@ -111,6 +112,7 @@ def attention(q, k, v, masks=(), scale=None, dropout_p=0.0, training=True):
     does the work unless the weights get dropout or q, k, v differ in their leading
     shape; then ``attention_composed``, its readable reference, does.
     """
+    q, k, v = as_floats(q, k, v)          # integers: the float one's dtype, or float32
     scale = 1.0 / math.sqrt(q.shape[-1]) if scale is None else scale
     dropping = training and dropout_p > 0.0
     if dropping or not q.shape[:-2] == k.shape[:-2] == v.shape[:-2]:

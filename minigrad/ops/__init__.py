@@ -2,9 +2,10 @@
 
     elementwise   add sub mul div neg pow exp log sqrt abs tanh sigmoid relu gelu
                   maximum minimum where clip astype
-    reductions    sum mean max var logsumexp
-    shape         reshape transpose swapaxes getitem concatenate stack split
-                  broadcast_to expand_dims squeeze pad to_backend
+    reductions    sum mean max min var logsumexp; argmax argmin (no gradient)
+    shape         reshape transpose swapaxes getitem take_along_axis concatenate (cat)
+                  stack split broadcast_to expand_dims unsqueeze squeeze flatten pad
+                  clone to_backend
     linalg        matmul
     fused (nn_*)  softmax log_softmax cross_entropy embedding dropout layer_norm,
                   each with a ``*_composed`` reference built from the ops above;
@@ -19,10 +20,10 @@ from minigrad.ops.elementwise import (
     abs, add, astype, clip, div, exp, gelu, log, maximum, minimum, mul, neg, pow,
     relu, sigmoid, sqrt, sub, tanh, where,
 )
-from minigrad.ops.reductions import logsumexp, max, mean, sum, var
+from minigrad.ops.reductions import argmax, argmin, logsumexp, max, mean, min, sum, var
 from minigrad.ops.shape import (
-    broadcast_to, concatenate, expand_dims, getitem, pad, reshape, split, squeeze,
-    stack, swapaxes, to_backend, transpose,
+    broadcast_to, cat, clone, concatenate, expand_dims, flatten, getitem, pad, reshape, split,
+    squeeze, stack, swapaxes, take_along_axis, to_backend, transpose, unsqueeze,
 )
 from minigrad.ops.linalg import matmul
 from minigrad.ops.nn_softmax import log_softmax, log_softmax_composed, softmax, softmax_composed

@@ -1,11 +1,12 @@
-"""Small helpers shared by the ops: axes, undoing broadcasting, dtype promotion."""
+"""Small helpers shared by the ops: axes (under NumPy's and PyTorch's names), undoing
+broadcasting, dtype promotion."""
 import operator
 
 from minigrad.function import uniform_tensors
 from minigrad.tensor import Tensor, as_tensor
 
-__all__ = ["normalize_axes", "sum_to", "reduced_shape", "drop_axes", "float_operands", "as_float",
-           "sigmoid_array"]
+__all__ = ["normalize_axes", "axis_from_dim", "pytorch_reduction_args", "sum_to", "reduced_shape",
+           "drop_axes", "float_operands", "as_float", "as_floats", "sigmoid_array"]
 
 
 def normalize_axes(axis, ndim, op_name):
@@ -24,6 +25,31 @@ def normalize_axes(axis, ndim, op_name):
     if len(set(normalized)) != len(normalized):
         raise ValueError(f"{op_name}: repeated axis in {axis}")
     return tuple(sorted(normalized))
+
+
+def axis_from_dim(op_name, axis, dim, default=None):
+    """The axis of an op called with PyTorch's ``dim=`` (NumPy's ``axis=`` must be
+    left at its ``default``: giving both is an error, not a silent choice)."""
+    if axis != default:
+        raise TypeError(f"{op_name}: got both axis={axis!r} and dim={dim!r}; pass one of them "
+                        "(dim is PyTorch's name for axis)")
+    return dim
+
+
+def pytorch_reduction_args(op_name, axis, keepdims, dim, keepdim):
+    """(axis, keepdims) of a reduction called with PyTorch's ``dim=`` or ``keepdim=``.
+
+    The ops call this only when one of them is given, so that the common call pays
+    for one comparison, not a function call.
+    """
+    if dim is not None:
+        axis = axis_from_dim(op_name, axis, dim)
+    if keepdim is not None:
+        if keepdims:
+            raise TypeError(f"{op_name}: got both keepdims={keepdims!r} and keepdim={keepdim!r}; pass "
+                            "one of them (keepdim is PyTorch's name for keepdims)")
+        keepdims = bool(keepdim)
+    return axis, keepdims
 
 
 def reduced_shape(shape, axes):
@@ -71,6 +97,19 @@ def as_float(x):
     """x as a Tensor, an integer or boolean one cast to float32 (for exp, mean, softmax, ...)."""
     x = as_tensor(x)
     return x if x.dtype.kind == "f" else Tensor(x.data.astype("float32"))
+
+
+def as_floats(*values):
+    """The operands of an op that computes in floating point (linear, layer norm,
+    attention, true division, ...): integers take the float operand's dtype
+    (``float_operands``), and become float32 when no operand is float (``as_float``).
+    NumPy would give float64 for int64 @ float32, and for int64 / int64."""
+    if uniform_tensors(values) and values[0].data.dtype.kind == "f":
+        return values                            # the common case: nothing to convert
+    tensors = float_operands(*values)
+    if tensors[0].dtype.kind == "f":             # then all are: float_operands cast the rest
+        return tensors
+    return [as_float(t) for t in tensors]
 
 
 def sigmoid_array(xp, x):

@@ -8,7 +8,7 @@ import math
 
 from minigrad.backend import backend_of, get_array_module
 from minigrad.function import Function
-from minigrad.ops._util import as_float, float_operands, sum_to
+from minigrad.ops._util import as_float, as_floats, float_operands, sum_to
 from minigrad.tensor import as_tensor
 
 __all__ = [
@@ -374,8 +374,9 @@ def mul(a, b):
 
 
 def div(a, b):
-    """a / b, broadcast."""
-    return Div()(*float_operands(a, b))
+    """a / b, broadcast; true division, so integers alone give float32 (as PyTorch),
+    not NumPy's float64."""
+    return Div()(*as_floats(a, b))
 
 
 def neg(x):

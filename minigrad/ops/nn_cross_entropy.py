@@ -82,7 +82,7 @@ def cross_entropy(logits, target, ignore_index=-100, label_smoothing=0.0, reduct
     if logits.ndim == 1:                                          # (C,) -> (1, C)
         flat_logits = logits.reshape(1, C)
     else:                                                         # (N, C, d...) -> (N d..., C)
-        flat_logits = logits.transpose(0, *range(2, logits.ndim), 1).reshape(-1, C)
+        flat_logits = logits.transpose((0, *range(2, logits.ndim), 1)).reshape(-1, C)
     flat_target = target.reshape(-1)
     _check_range(flat_target, C, ignore_index)
     loss = CrossEntropy(ignore_index, label_smoothing, reduction)(flat_logits, flat_target)

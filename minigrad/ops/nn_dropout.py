@@ -7,6 +7,7 @@ expected value of y is x and nothing changes at evaluation time.
 """
 from minigrad.backend import backend_of
 from minigrad.function import Function
+from minigrad.ops._util import as_float
 from minigrad.tensor import Tensor
 
 __all__ = ["dropout", "dropout_mask", "dropout_composed"]
@@ -35,9 +36,11 @@ def dropout_mask(x, p):
 
 
 def dropout(x, p=0.5, training=True):
-    """Inverted dropout; the identity when not ``training`` or when p = 0."""
+    """Inverted dropout; the identity when not ``training`` or when p = 0. An integer
+    x is made float32 in both cases, so that the mode never changes the dtype."""
     if not 0.0 <= p <= 1.0:
         raise ValueError(f"dropout: p must be a probability in [0, 1], got {p}")
+    x = as_float(x)
     if not training or p == 0.0:
         return x
     scale = 0.0 if p == 1.0 else 1.0 / (1.0 - p)      # p = 1 drops everything

@@ -24,7 +24,7 @@ The per-step ops, run in a Python loop, are the test oracle (``minigrad.nn.rnn``
 """
 from minigrad.backend import get_array_module
 from minigrad.function import Function
-from minigrad.ops._util import times_transposed
+from minigrad.ops._util import as_floats, times_transposed
 from minigrad.ops.nn_gru_step import gru_cell_backward, gru_cell_forward
 
 __all__ = ["gru_sequence_fused"]
@@ -98,4 +98,4 @@ def gru_sequence_fused(gi, h0, weight_hh, bias_hh=None, mask=None, reverse=False
     """One GRU layer direction over T steps: (out (T, B, H), h_T (B, H)). ``mask`` is a
     (T, B, 1) boolean backend array (True at real steps) or None."""
     inputs = (gi, h0, weight_hh) if bias_hh is None else (gi, h0, weight_hh, bias_hh)
-    return GRUSequence(mask, reverse)(*inputs)
+    return GRUSequence(mask, reverse)(*as_floats(*inputs))

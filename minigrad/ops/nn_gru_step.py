@@ -26,7 +26,7 @@ The composed version (``minigrad.nn.rnn_cell.gru_step_composed``) is the test or
 """
 from minigrad.backend import get_array_module
 from minigrad.function import Function
-from minigrad.ops._util import sigmoid_array
+from minigrad.ops._util import as_floats, sigmoid_array
 
 __all__ = ["gru_step_fused", "gru_cell_forward", "gru_cell_backward"]
 
@@ -97,4 +97,4 @@ class GRUStep(Function):
 def gru_step_fused(gi, h, weight_hh, bias_hh=None):
     """One fused GRU step: h' (B, H). See the module docstring."""
     inputs = (gi, h, weight_hh) if bias_hh is None else (gi, h, weight_hh, bias_hh)
-    return GRUStep()(*inputs)
+    return GRUStep()(*as_floats(*inputs))

@@ -17,6 +17,7 @@ orthogonal to the two directions that normalization removes, the constant
 vector (the mean) and x_hat itself (the scale), then divided by the std.
 """
 from minigrad.function import Function
+from minigrad.ops._util import as_floats
 from minigrad.tensor import as_tensor
 
 __all__ = ["layer_norm", "layer_norm_composed"]
@@ -92,6 +93,7 @@ def layer_norm(x, normalized_shape, weight=None, bias=None, eps=1e-5):
                     f"layer_norm: expected {name} of shape {normalized_shape}, got {p.shape}"
                 )
             params.append(p)
+    x, *params = as_floats(x, *params)       # an integer x: the parameters' dtype, else float32
     return LayerNorm(k, eps, weight is not None, bias is not None)(x, *params)
 
 

@@ -22,6 +22,7 @@ import math
 
 from minigrad.backend import get_array_module
 from minigrad.function import Function
+from minigrad.ops._util import as_floats
 
 __all__ = ["linear_fused"]
 
@@ -58,5 +59,7 @@ class Linear(Function):
 
 
 def linear_fused(x, weight, bias=None):
-    """y = x W^T + b as one op. x (..., in), W (out, in), b (out,) -> (..., out)."""
-    return Linear()(x, weight) if bias is None else Linear()(x, weight, bias)
+    """y = x W^T + b as one op. x (..., in), W (out, in), b (out,) -> (..., out).
+    An integer x takes the weight's dtype (NumPy would give float64)."""
+    inputs = (x, weight) if bias is None else (x, weight, bias)
+    return Linear()(*as_floats(*inputs))

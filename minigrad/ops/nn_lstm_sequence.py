@@ -20,7 +20,7 @@ The per-step ops, run in a Python loop, are the test oracle (``minigrad.nn.rnn``
 """
 from minigrad.backend import get_array_module
 from minigrad.function import Function
-from minigrad.ops._util import times_transposed
+from minigrad.ops._util import as_floats, times_transposed
 from minigrad.ops.nn_lstm_step import lstm_cell_backward, lstm_cell_forward
 
 __all__ = ["lstm_sequence_fused"]
@@ -97,4 +97,4 @@ def lstm_sequence_fused(gi, h0, c0, weight_hh, bias_hh=None, mask=None, reverse=
     """One LSTM layer direction over T steps: (out (T, B, H), h_T, c_T). ``mask`` is a
     (T, B, 1) boolean backend array (True at real steps) or None."""
     inputs = (gi, h0, c0, weight_hh) if bias_hh is None else (gi, h0, c0, weight_hh, bias_hh)
-    return LSTMSequence(mask, reverse)(*inputs)
+    return LSTMSequence(mask, reverse)(*as_floats(*inputs))

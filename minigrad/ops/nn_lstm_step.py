@@ -20,7 +20,7 @@ The composed version (``minigrad.nn.rnn_cell.lstm_step_composed``) is the test o
 """
 from minigrad.backend import get_array_module
 from minigrad.function import Function
-from minigrad.ops._util import sigmoid_array
+from minigrad.ops._util import as_floats, sigmoid_array
 
 __all__ = ["lstm_step_fused", "lstm_cell_forward", "lstm_cell_backward"]
 
@@ -78,4 +78,4 @@ class LSTMStep(Function):
 def lstm_step_fused(gi, h, c, weight_hh, bias_hh=None):
     """One fused LSTM step: (h', c'), each (B, H). See the module docstring."""
     inputs = (gi, h, c, weight_hh) if bias_hh is None else (gi, h, c, weight_hh, bias_hh)
-    return LSTMStep()(*inputs)
+    return LSTMStep()(*as_floats(*inputs))

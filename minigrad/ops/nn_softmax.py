@@ -13,7 +13,7 @@ Its log-softmax is NaN, as in PyTorch: there is no log-probability to give.
 """
 from minigrad.backend import get_array_module
 from minigrad.function import Function
-from minigrad.ops._util import as_float, normalize_axes
+from minigrad.ops._util import as_float, axis_from_dim, normalize_axes
 from minigrad.ops.reductions import logsumexp_array, stable_shift
 
 __all__ = ["softmax", "log_softmax", "softmax_composed", "log_softmax_composed"]
@@ -57,15 +57,19 @@ class LogSoftmax(Function):
         return gy - softmax * gy.sum(axis=self.axis, keepdims=True)
 
 
-def softmax(x, axis=-1):
-    """Softmax along ``axis``; a fully masked (all -inf) row gives zeros."""
+def softmax(x, axis=-1, *, dim=None):
+    """Softmax along ``axis`` (or PyTorch's ``dim``); a fully masked (all -inf) row gives zeros."""
+    if dim is not None:
+        axis = axis_from_dim("softmax", axis, dim, default=-1)
     x = as_float(x)
     (axis,) = normalize_axes(axis, x.ndim, "softmax")
     return Softmax(axis)(x)
 
 
-def log_softmax(x, axis=-1):
-    """Log-softmax along ``axis``, computed stably."""
+def log_softmax(x, axis=-1, *, dim=None):
+    """Log-softmax along ``axis`` (or PyTorch's ``dim``), computed stably."""
+    if dim is not None:
+        axis = axis_from_dim("log_softmax", axis, dim, default=-1)
     x = as_float(x)
     (axis,) = normalize_axes(axis, x.ndim, "log_softmax")
     return LogSoftmax(axis)(x)

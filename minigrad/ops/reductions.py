@@ -1,15 +1,26 @@
-"""Reductions over any axes, with ``keepdims``: sum, mean, max, var, logsumexp.
+"""Reductions over any axes, with ``keepdims``: sum, mean, max, min, var, logsumexp;
+and argmax, argmin (indices, no gradient).
 
 Their backward passes share one step: the gradient of the reduced output is
 broadcast back over the axes that were reduced (``_expand``).
+
+Each takes NumPy's ``axis``/``keepdims`` or PyTorch's ``dim``/``keepdim``. Where the
+two libraries differ, the spelling chooses: ``max(x, dim=1)`` is PyTorch's
+``(values, indices)``, ``max(x, axis=1)`` NumPy's values; ``var(x, dim=1)`` divides
+by N - 1 as PyTorch, ``var(x, axis=1)`` by N as NumPy.
 """
+import collections
 import contextlib
 
 from minigrad.backend import get_array_module
 from minigrad.function import Function
-from minigrad.ops._util import as_float, drop_axes, normalize_axes, reduced_shape
+from minigrad.ops._util import (
+    as_float, drop_axes, normalize_axes, pytorch_reduction_args, reduced_shape,
+)
+from minigrad.ops.shape import squeeze, take_along_axis
+from minigrad.tensor import Tensor, as_tensor
 
-__all__ = ["sum", "mean", "max", "var", "logsumexp"]
+__all__ = ["sum", "mean", "max", "min", "var", "logsumexp", "argmax", "argmin"]
 
 
 def _expand(gy, x_shape, axes):
@@ -67,9 +78,13 @@ class Max(Function):
         self.axes, self.keepdims = axes, keepdims
 
     def forward(self, x):
-        y = x.max(axis=self.axes, keepdims=True)
+        y = self.extreme(x, axis=self.axes, keepdims=True)
         self.save_for_backward(x == y)
         return y if self.keepdims else drop_axes(y, self.axes)
+
+    @staticmethod
+    def extreme(x, **kwargs):
+        return x.max(**kwargs)
 
     def backward(self, gy):
         is_max, = self.saved
@@ -77,6 +92,15 @@ class Max(Function):
         share = is_max / ties                         # 1/k on each of k arg-maxes
         # dy/dx_i = 1/k at each of the k arg-maxes (k = 1 without ties), 0 elsewhere
         return _expand(gy, is_max.shape, self.axes) * share.astype(gy.dtype)
+
+
+class Min(Max):
+    """y = min_i x_i over ``axes``; the gradient goes to the arg-min, shared among
+    ties as for ``Max`` (whose backward it is: 1/k at each of the k arg-mins)."""
+
+    @staticmethod
+    def extreme(x, **kwargs):
+        return x.min(**kwargs)
 
 
 class Var(Function):
@@ -158,32 +182,130 @@ def _ignore_log_of_zero(xp):
 # The functions users call
 # --------------------------------------------------------------------------- #
 
-def sum(x, axis=None, keepdims=False):
+def sum(x, axis=None, keepdims=False, *, dim=None, keepdim=None):
     """Sum over ``axis`` (None: all axes; an int; or a tuple)."""
+    if dim is not None or keepdim is not None:
+        axis, keepdims = pytorch_reduction_args("sum", axis, keepdims, dim, keepdim)
     return Sum(normalize_axes(axis, x.ndim, "sum"), keepdims)(x)
 
 
-def mean(x, axis=None, keepdims=False):
+def mean(x, axis=None, keepdims=False, *, dim=None, keepdim=None):
     """Mean over ``axis``."""
+    if dim is not None or keepdim is not None:
+        axis, keepdims = pytorch_reduction_args("mean", axis, keepdims, dim, keepdim)
     x = as_float(x)
     return Mean(normalize_axes(axis, x.ndim, "mean"), keepdims)(x)
 
 
-def max(x, axis=None, keepdims=False):
-    """Max over ``axis``; the gradient flows to the arg-max (shared among ties)."""
-    axes = normalize_axes(axis, x.ndim, "max")
+MaxResult = collections.namedtuple("max", ["values", "indices"])
+MinResult = collections.namedtuple("min", ["values", "indices"])
+
+
+def max(x, axis=None, keepdims=False, *, dim=None, keepdim=None):
+    """Max over ``axis``; the gradient flows to the arg-max (shared among ties, as
+    ``torch.amax``).
+
+    With PyTorch's ``dim=`` (one axis): ``(values, indices)``, as ``torch.max(x, dim)``,
+    the gradient going to the returned index alone.
+    """
+    if dim is not None:
+        return _extreme_and_index(x, "max", axis, keepdims, dim, keepdim)
+    if keepdim is not None:
+        axis, keepdims = pytorch_reduction_args("max", axis, keepdims, dim, keepdim)
+    return Max(_nonempty_axes(x, axis, "max"), keepdims)(x)
+
+
+def min(x, axis=None, keepdims=False, *, dim=None, keepdim=None):
+    """Min over ``axis``; as ``max`` (``dim=``: ``(values, indices)``, as ``torch.min``)."""
+    if dim is not None:
+        return _extreme_and_index(x, "min", axis, keepdims, dim, keepdim)
+    if keepdim is not None:
+        axis, keepdims = pytorch_reduction_args("min", axis, keepdims, dim, keepdim)
+    return Min(_nonempty_axes(x, axis, "min"), keepdims)(x)
+
+
+def _nonempty_axes(x, axis, op_name):
+    axes = normalize_axes(axis, x.ndim, op_name)
     if any(x.shape[a] == 0 for a in axes):
-        raise ValueError(f"max: cannot reduce over an empty axis (shape {x.shape}, axis {axis})")
-    return Max(axes, keepdims)(x)
+        raise ValueError(f"{op_name}: cannot reduce over an empty axis (shape {x.shape}, axis {axis})")
+    return axes
 
 
-def var(x, axis=None, keepdims=False, ddof=0):
-    """Variance over ``axis``; ``ddof=0`` divides by N (NumPy's default), 1 by N - 1."""
+def _extreme_and_index(x, op_name, axis, keepdims, dim, keepdim):
+    """PyTorch's ``torch.max(x, dim)`` / ``torch.min(x, dim)``: (values, indices) along
+    one axis; the values are x at the indices, so the gradient goes to that one element."""
+    axis, keepdims = pytorch_reduction_args(op_name, axis, keepdims, dim, keepdim)
+    if isinstance(axis, (tuple, list)):
+        raise TypeError(f"{op_name}: dim= takes one dimension, as torch.{op_name}, got {axis}; "
+                        f"for several pass axis= (the values only)")
+    (axis,) = _nonempty_axes(x, axis, op_name)
+    arg = argmax if op_name == "max" else argmin
+    indices = arg(x, axis=axis, keepdims=True)                    # (..., 1, ...)
+    values = take_along_axis(x, indices, axis)                    # (..., 1, ...)
+    if not keepdims:
+        values, indices = squeeze(values, axis), squeeze(indices, axis)
+    result = MaxResult if op_name == "max" else MinResult
+    return result(values, indices)
+
+
+def var(x, axis=None, keepdims=False, ddof=None, *, dim=None, keepdim=None, correction=None,
+        unbiased=None):
+    """Variance over ``axis``: the sum of squared deviations divided by N - ``ddof``.
+
+    ``ddof`` defaults to 0 (N, NumPy's default), but to 1 (N - 1, PyTorch's default)
+    when called with PyTorch's ``dim=`` or ``keepdim=``; PyTorch's ``correction``
+    (= ddof) and ``unbiased`` (True: 1, False: 0) are accepted too.
+    """
+    pytorch_call = dim is not None or keepdim is not None
+    if pytorch_call:
+        axis, keepdims = pytorch_reduction_args("var", axis, keepdims, dim, keepdim)
+    ddof = _ddof(ddof, correction, unbiased, default=1 if pytorch_call else 0)
     x = as_float(x)
     return Var(normalize_axes(axis, x.ndim, "var"), keepdims, ddof)(x)
 
 
-def logsumexp(x, axis=None, keepdims=False):
+def _ddof(ddof, correction, unbiased, default):
+    """The one of NumPy's ``ddof`` and PyTorch's ``correction``, ``unbiased`` that was given."""
+    given = [(name, value) for name, value in
+             (("ddof", ddof), ("correction", correction), ("unbiased", unbiased)) if value is not None]
+    if len(given) > 1:
+        (a, a_value), (b, b_value) = given[:2]
+        raise TypeError(f"var: got both {a}={a_value!r} and {b}={b_value!r}; pass one of them")
+    if not given:
+        return default
+    name, value = given[0]
+    return int(bool(value)) if name == "unbiased" else value
+
+
+def logsumexp(x, axis=None, keepdims=False, *, dim=None, keepdim=None):
     """log(sum(exp(x))) over ``axis``, without overflow."""
+    if dim is not None or keepdim is not None:
+        axis, keepdims = pytorch_reduction_args("logsumexp", axis, keepdims, dim, keepdim)
     x = as_float(x)
     return LogSumExp(normalize_axes(axis, x.ndim, "logsumexp"), keepdims)(x)
+
+
+def argmax(x, axis=None, keepdims=False, *, dim=None, keepdim=None):
+    """The index of the max along ``axis`` (None: in the flattened tensor), as int64
+    indices outside the graph; the first one where several tie (NumPy and PyTorch)."""
+    if dim is not None or keepdim is not None:
+        axis, keepdims = pytorch_reduction_args("argmax", axis, keepdims, dim, keepdim)
+    return _arg_extreme(x, axis, keepdims, "argmax")
+
+
+def argmin(x, axis=None, keepdims=False, *, dim=None, keepdim=None):
+    """The index of the min along ``axis``; as ``argmax``."""
+    if dim is not None or keepdim is not None:
+        axis, keepdims = pytorch_reduction_args("argmin", axis, keepdims, dim, keepdim)
+    return _arg_extreme(x, axis, keepdims, "argmin")
+
+
+def _arg_extreme(x, axis, keepdims, op_name):
+    x = as_tensor(x)
+    if axis is not None:
+        if isinstance(axis, (tuple, list)):
+            raise TypeError(f"{op_name}: expected one axis (an int) or None, got {axis}")
+        (axis,) = _nonempty_axes(x, axis, op_name)
+    elif x.data.size == 0:
+        raise ValueError(f"{op_name}: expected a non-empty tensor, got shape {x.shape}")
+    return Tensor(getattr(x.data, op_name)(axis=axis, keepdims=keepdims))

@@ -3,18 +3,23 @@
 Their backward passes put each gradient element back where its forward element
 came from: reshape back, transpose by the inverse permutation, scatter into the
 selected positions, split what was joined and join what was split.
+
+NumPy's names and arguments, with PyTorch's beside them: ``dim=`` for ``axis=``,
+``cat`` for ``concatenate``, ``unsqueeze``, ``flatten``, ``clone``.
 """
 import itertools
+import math
 import numbers
 
 from minigrad.backend import BackendError, asarray, backend_by_name, backend_of, get_array_module
 from minigrad.function import Function
-from minigrad.ops._util import float_operands, normalize_axes, sum_to
+from minigrad.ops._util import axis_from_dim, float_operands, normalize_axes, sum_to
 from minigrad.tensor import Tensor
 
 __all__ = [
-    "reshape", "transpose", "swapaxes", "getitem", "concatenate", "stack", "split",
-    "broadcast_to", "expand_dims", "squeeze", "pad", "to_backend",
+    "reshape", "transpose", "swapaxes", "getitem", "take_along_axis", "concatenate", "cat",
+    "stack", "split", "broadcast_to", "expand_dims", "unsqueeze", "squeeze", "flatten", "pad",
+    "clone", "to_backend",
 ]
 
 
@@ -154,6 +159,17 @@ class Pad(Function):
         return gy[inner]
 
 
+class Clone(Function):
+    """y = a copy of x in new memory (PyTorch's ``clone``)."""
+
+    def forward(self, x):
+        return x.copy()
+
+    def backward(self, gy):
+        # dy/dx = identity
+        return gy
+
+
 class ToBackend(Function):
     """y = x copied to another backend; the gradient is copied back."""
 
@@ -215,11 +231,11 @@ def _index_arrays(index, x):
 def reshape(x, shape):
     """x with a new shape; one dimension may be -1."""
     shape = (shape,) if isinstance(shape, int) else tuple(shape)
-    known = 1
+    known, size = 1, x.data.size
     for n in shape:
         known *= n if n != -1 else 1
-    if shape.count(-1) > 1 or (-1 not in shape and known != x.size) or \
-            (-1 in shape and (known == 0 or x.size % known)):
+    if shape.count(-1) > 1 or (-1 not in shape and known != size) or \
+            (-1 in shape and (known == 0 or size % known)):
         raise ValueError(f"reshape: cannot reshape a tensor of shape {x.shape} into {shape}")
     return Reshape(shape)(x)
 
@@ -247,8 +263,27 @@ def getitem(x, index):
     return GetItem(_index_arrays(index, x))(x)
 
 
-def concatenate(tensors, axis=0):
-    """The tensors joined along an existing axis."""
+def take_along_axis(x, indices, axis):
+    """y[..., j, ...] = x[..., indices[..., j, ...], ...] along ``axis``, as
+    ``numpy.take_along_axis`` (PyTorch's ``gather``). ``indices``: an integer tensor
+    of x's shape except along ``axis``. The gradient goes to the elements taken."""
+    if indices.ndim != x.ndim or indices.dtype.kind not in "iu":
+        raise TypeError(f"take_along_axis: expected integer indices with {x.ndim} axes, like x's "
+                        f"{x.shape}, got dtype {indices.dtype} and shape {indices.shape}")
+    xp = get_array_module(x.data)
+    index = []
+    for i, n in enumerate(x.shape):
+        if i == axis:
+            index.append(indices.data)
+        else:                              # arange(n) along axis i, broadcast over the others
+            index.append(xp.arange(n).reshape(tuple(n if j == i else 1 for j in range(x.ndim))))
+    return GetItem(tuple(index))(x)
+
+
+def concatenate(tensors, axis=0, *, dim=None):
+    """The tensors joined along an existing axis (``cat``, PyTorch's name)."""
+    if dim is not None:
+        axis = axis_from_dim("concatenate", axis, dim, default=0)
     tensors = _tensor_list(tensors, "concatenate")
     first = tensors[0]
     (axis,) = normalize_axes(axis, first.ndim, "concatenate")
@@ -260,8 +295,13 @@ def concatenate(tensors, axis=0):
     return Concatenate(axis)(*tensors)
 
 
-def stack(tensors, axis=0):
+cat = concatenate
+
+
+def stack(tensors, axis=0, *, dim=None):
     """The tensors, all of one shape, stacked along a new axis."""
+    if dim is not None:
+        axis = axis_from_dim("stack", axis, dim, default=0)
     tensors = _tensor_list(tensors, "stack")
     shapes = {t.shape for t in tensors}
     if len(shapes) > 1:
@@ -303,9 +343,40 @@ def expand_dims(x, axis):
     return Reshape(tuple(1 if i in axes else next(sizes) for i in range(x.ndim + n_new)))(x)
 
 
-def squeeze(x, axis=None):
-    """x without its size-1 axes (or only those in ``axis``)."""
-    if axis is None:
+def unsqueeze(x, dim):
+    """x with a new axis of size 1 at ``dim`` (PyTorch's name for ``expand_dims`` of one axis)."""
+    if not isinstance(dim, numbers.Integral):
+        raise TypeError(f"unsqueeze: expected one dim (an int), got {dim!r}; "
+                        "expand_dims takes a tuple")
+    if not -x.ndim - 1 <= dim <= x.ndim:
+        raise ValueError(f"unsqueeze: dim {dim} is out of range for a tensor of {x.ndim} "
+                         f"dimensions (expected {-x.ndim - 1} to {x.ndim})")
+    return expand_dims(x, int(dim))
+
+
+def flatten(x, start_dim=0, end_dim=-1):
+    """x with axes ``start_dim`` to ``end_dim`` (both included) merged into one, as
+    ``torch.flatten``; all of them by default, a 0-d tensor giving shape (1,)."""
+    if x.ndim == 0:
+        if start_dim not in (0, -1) or end_dim not in (0, -1):
+            raise ValueError(f"flatten: a 0-d tensor takes start_dim and end_dim 0 or -1, "
+                             f"got {start_dim} and {end_dim}")
+        return Reshape((1,))(x)
+    (start,), (end,) = normalize_axes(start_dim, x.ndim, "flatten"), normalize_axes(end_dim, x.ndim, "flatten")
+    if start > end:
+        raise ValueError(f"flatten: start_dim {start_dim} comes after end_dim {end_dim} "
+                         f"for a tensor of shape {x.shape}")
+    merged = math.prod(x.shape[start:end + 1])
+    return Reshape(x.shape[:start] + (merged,) + x.shape[end + 1:])(x)
+
+
+def squeeze(x, axis=None, *, dim=None):
+    """x without its size-1 axes, or only those in ``axis`` (NumPy: each must have
+    size 1) or in ``dim`` (PyTorch: an axis of another size is left as it is)."""
+    if dim is not None:
+        axis = axis_from_dim("squeeze", axis, dim)
+        axes = tuple(a for a in normalize_axes(axis, x.ndim, "squeeze") if x.shape[a] == 1)
+    elif axis is None:
         axes = tuple(i for i, n in enumerate(x.shape) if n == 1)
     else:
         axes = normalize_axes(axis, x.ndim, "squeeze")
@@ -319,6 +390,11 @@ def pad(x, pad_width, constant_values=0):
     """x padded with a constant; ``pad_width`` as in ``numpy.pad``: an int, a
     (before, after) pair for every axis, or one pair per axis."""
     return Pad(_pad_pairs(pad_width, x.ndim), constant_values)(x)
+
+
+def clone(x):
+    """A copy of x in new memory; differentiable (PyTorch's ``clone``)."""
+    return Clone()(x)
 
 
 def to_backend(x, name):
