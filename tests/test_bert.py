@@ -97,10 +97,11 @@ def test_gradcheck_next_sentence_head(backend):
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
-@pytest.mark.parametrize("output", ["logits", "logits-at-mlm-positions", "loss"])
-def test_gradcheck_whole_tiny_bert(backend, output):
+@pytest.mark.parametrize("output, gelu", [("logits", "none"), ("logits-at-mlm-positions", "none"),
+                                          ("loss", "none"), ("loss", "tanh")])
+def test_gradcheck_whole_tiny_bert(backend, output, gelu):
     """Every parameter of a 2-layer BERT, through both heads (and bert_loss)."""
-    model = tiny_bert(backend, n_layer=2)
+    model = tiny_bert(backend, n_layer=2, gelu_approximate=gelu)
     tokens, segments, padding = batch(backend)
     chosen = tensor(CHOSEN, backend)
     labels = np.where(CHOSEN, np.roll(TOKENS, 1, axis=1) % TINY["vocab_size"], -100)
@@ -124,6 +125,9 @@ def torch_bert(torch, config):
     nn = torch.nn
     D, V = config.d_model, config.vocab_size
 
+    def gelu(x):
+        return nn.functional.gelu(x, approximate=config.gelu_approximate)
+
     class Embeddings(nn.Module):
         def __init__(self):
             super().__init__()
@@ -146,7 +150,7 @@ def torch_bert(torch, config):
             self.decoder.weight = token_embedding_weight
 
         def forward(self, h):
-            return self.decoder(self.norm(nn.functional.gelu(self.transform(h))))
+            return self.decoder(self.norm(gelu(self.transform(h))))
 
     class NextSentenceHead(nn.Module):
         def __init__(self):
@@ -161,7 +165,7 @@ def torch_bert(torch, config):
         def __init__(self):
             super().__init__()
             self.embeddings = Embeddings()
-            layer = nn.TransformerEncoderLayer(D, config.n_head, config.d_ff, 0.0, activation="gelu",
+            layer = nn.TransformerEncoderLayer(D, config.n_head, config.d_ff, 0.0, activation=gelu,
                                                layer_norm_eps=config.layer_norm_eps, batch_first=True)
             self.encoder = nn.TransformerEncoder(layer, config.n_layer, enable_nested_tensor=False)
             self.mlm_head = MaskedLMHead(self.embeddings.token_embeddings.weight)
@@ -176,10 +180,11 @@ def torch_bert(torch, config):
 
 @pytest.mark.parametrize("backend", BACKENDS)
 @pytest.mark.parametrize("part", ["encoder-layer", "whole-model"])
-def test_matches_a_pytorch_twin(backend, part):
+@pytest.mark.parametrize("gelu", ["none", "tanh"])
+def test_matches_a_pytorch_twin(backend, part, gelu):
     """Same outputs, input gradient (the layer) and parameter gradients, float64, to 1e-10."""
     torch = pytest.importorskip("torch")
-    ours = tiny_bert(backend, n_layer=2)
+    ours = tiny_bert(backend, n_layer=2, gelu_approximate=gelu)
     theirs = torch_bert(torch, ours.config)
     assert list(theirs.state_dict()) == list(ours.state_dict())
     theirs.load_state_dict({k: torch.from_numpy(v) for k, v in ours.state_dict().items()})
@@ -506,6 +511,7 @@ def test_mistakes_are_named():
         (lambda: BERTConfig(vocab_size=10, d_model=6, n_head=4), "divisible"),
         (lambda: BERTConfig(vocab_size=0), "vocab_size must be a positive int"),
         (lambda: BERTConfig(vocab_size=10, pad_id=10), "pad_id"),
+        (lambda: BERTConfig(vocab_size=10, gelu_approximate="erf"), "gelu_approximate must be"),
     ]
     for call, message in cases:
         with pytest.raises(ValueError, match=message):
