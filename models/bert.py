@@ -65,11 +65,20 @@ N(0, 0.02^2) untruncated (the TF code truncates at 2 sigma; Hugging Face's port 
 ``nn.TransformerEncoderLayer`` also drops out after the feed-forward GELU (as PyTorch's
 layer does; BERT drops out only the sub-layer outputs and the attention weights).
 
+GELU, exact or tanh (``BERTConfig.gelu_approximate``): x Phi(x) with the normal CDF
+Phi(x) = (1 + erf(x / sqrt 2)) / 2 is what BERT was released with and what Hugging Face's
+BERT computes (the default, "none"); the reference repository later switched to the tanh
+approximation (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))) / 2, GPT's form ("tanh"). The two
+GELUs differ by at most 4.8e-4 (near x = -2.7). On NumPy erf is a Python loop over
+``math.erf`` (NumPy has no erf ufunc; see ``minigrad.backend``): at the CPU sizes of this
+file it costs more than the rest of a training step, where "tanh" costs a few array passes.
+
 Glossary: B batch, T sequence length, D = d_model, h heads, F = d_ff, N layers,
 V vocabulary, P = max_positions; N_chosen the number of positions the MLM head runs on.
 """
 from collections import namedtuple
 from dataclasses import dataclass
+from functools import partial
 
 from minigrad import backend as _backend
 from minigrad import nn
@@ -96,6 +105,7 @@ class BERTConfig:
     type_vocab_size: int = 2        # segment ids: 0 sentence A, 1 sentence B
     pad_id: int = 0                 # [PAD]: its positions are masked as keys when no key_padding_mask is given
     layer_norm_eps: float = 1e-12   # BERT's reference code uses 1e-12 (PyTorch's default is 1e-5)
+    gelu_approximate: str = "none"  # GELU's Phi: "none" erf, "tanh" its tanh form (module docstring)
 
     def __post_init__(self):
         for name in ("vocab_size", "max_positions", "n_layer", "n_head", "d_model", "d_ff",
@@ -111,6 +121,9 @@ class BERTConfig:
         if not 0 <= self.pad_id < self.vocab_size:
             raise ValueError(f"BERTConfig: pad_id must be in [0, vocab_size={self.vocab_size}), "
                              f"got {self.pad_id}")
+        if self.gelu_approximate not in ("none", "tanh"):
+            raise ValueError(f"BERTConfig: gelu_approximate must be 'none' or 'tanh', got "
+                             f"{self.gelu_approximate!r}")
         if self.layer_norm_eps <= 0:
             raise ValueError(f"BERTConfig: layer_norm_eps must be positive, got {self.layer_norm_eps}")
 
@@ -153,7 +166,8 @@ class MaskedLMHead(nn.Module):
     Parameters: transform (D, D), norm (D,), decoder.weight (V, D) tied, decoder.bias (V,).
     """
 
-    def __init__(self, d_model, vocab_size, layer_norm_eps, token_embedding_weight):
+    def __init__(self, d_model, vocab_size, layer_norm_eps, token_embedding_weight,
+                 gelu_approximate="none"):
         super().__init__()
         if token_embedding_weight.shape != (vocab_size, d_model):
             raise ValueError(f"MaskedLMHead: expected a token embedding of shape "
@@ -162,9 +176,10 @@ class MaskedLMHead(nn.Module):
         self.norm = nn.LayerNorm(d_model, eps=layer_norm_eps)
         self.decoder = nn.Linear(d_model, vocab_size)
         self.decoder.weight = token_embedding_weight           # tied: one (V, D) Parameter
+        self.gelu_approximate = gelu_approximate
 
     def forward(self, h):
-        z = self.norm(F.gelu(self.transform(h)))                # (..., D)
+        z = self.norm(F.gelu(self.transform(h), self.gelu_approximate))   # (..., D)
         return self.decoder(z)                                  # (..., V)
 
 
@@ -224,12 +239,13 @@ class BERT(nn.Module):
         self.config = config
         D = config.d_model
         self.embeddings = BERTEmbeddings(config)
+        gelu = partial(F.gelu, approximate=config.gelu_approximate)
         layer = nn.TransformerEncoderLayer(D, config.n_head, config.d_ff, config.dropout,
-                                           activation="gelu", layer_norm_eps=config.layer_norm_eps,
+                                           activation=gelu, layer_norm_eps=config.layer_norm_eps,
                                            batch_first=True, norm_first=False)
         self.encoder = nn.TransformerEncoder(layer, config.n_layer)    # post-norm: no final norm
         self.mlm_head = MaskedLMHead(D, config.vocab_size, config.layer_norm_eps,
-                                     self.embeddings.token_embeddings.weight)
+                                     self.embeddings.token_embeddings.weight, config.gelu_approximate)
         self.nsp_head = NextSentenceHead(D)
         self.reset_parameters()
 
