@@ -235,7 +235,8 @@ class GELU(Function):
         xp = get_array_module(x)
         self.save_for_backward(x)
         if self.approximate == "tanh":
-            t = xp.tanh(self._SQRT_2_OVER_PI * (x + 0.044715 * x ** 3))
+            # x * x * x, not x ** 3: NumPy's power with a float exponent is ~150x slower
+            t = xp.tanh(self._SQRT_2_OVER_PI * (x + 0.044715 * (x * x * x)))
             return 0.5 * x * (1 + t)
         cdf = 0.5 * (1 + backend_of(x).erf(x * self._INV_SQRT_2))
         return x * cdf
@@ -244,7 +245,7 @@ class GELU(Function):
         x, = self.saved
         xp = get_array_module(x)
         if self.approximate == "tanh":
-            u = self._SQRT_2_OVER_PI * (x + 0.044715 * x ** 3)
+            u = self._SQRT_2_OVER_PI * (x + 0.044715 * (x * x * x))
             t = xp.tanh(u)
             du = self._SQRT_2_OVER_PI * (1 + 3 * 0.044715 * x * x)
             # dy/dx = (1 + t)/2 + x/2 (1 - t^2) du/dx
