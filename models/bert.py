@@ -101,9 +101,9 @@ class BERTConfig:
     n_head: int = 4                 # h attention heads; d_model must be divisible by it (BERT-base: 12)
     d_model: int = 256              # D, the width of every position's vector (BERT-base: 768)
     d_ff: int = 1024                # F, the feed-forward hidden width (BERT: 4 D)
-    dropout: float = 0.1            # on the embeddings, attention weights, sub-layer outputs (BERT: 0.1)
+    dropout: float = 0.1            # embeddings, attention weights, FFN hidden, sub-layer outputs (BERT: 0.1)
     type_vocab_size: int = 2        # segment ids: 0 sentence A, 1 sentence B
-    pad_id: int = 0                 # [PAD]: its positions are masked as keys when no key_padding_mask is given
+    pad_id: int = 0                 # [PAD]: masked as keys when no key_padding_mask is given
     layer_norm_eps: float = 1e-12   # BERT's reference code uses 1e-12 (PyTorch's default is 1e-5)
     gelu_approximate: str = "none"  # GELU's Phi: "none" erf, "tanh" its tanh form (module docstring)
 
@@ -219,9 +219,9 @@ class BERT(nn.Module):
                           (``mlm_labels != -100``), or None for every position
         mlm_logits        (B, T, V) without mlm_positions; with it (N_chosen, V), the
                           chosen positions in row-major (b, t) order, the order of
-                          ``mlm_labels[mlm_positions]``. The (D, V) product is the costly
-                          one, and ~85% of positions have no loss: pass mlm_positions
-                          in training.
+                          ``mlm_labels[mlm_positions]``. The head's (D, V) product grows
+                          with the vocabulary, and ~85% of positions have no loss: pass
+                          mlm_positions in training.
         nsp_logits        (B, 2)
 
     ``encode`` gives the encoder's output (B, T, D) alone (for fine-tuning).

@@ -248,7 +248,8 @@ def test_padding_never_changes_an_output_at_real_positions(backend, data):
     mask = tensor(~real, backend) if explicit else None
     mlm, nsp = model(tensor(padded_tokens, backend), tensor(padded_segments, backend), mask)
     for i, n in enumerate(lengths):
-        mlm_alone, nsp_alone = model(tensor(tokens[i:i + 1, :n], backend), tensor(segments[i:i + 1, :n], backend))
+        mlm_alone, nsp_alone = model(tensor(tokens[i:i + 1, :n], backend),
+                                     tensor(segments[i:i + 1, :n], backend))
         np.testing.assert_allclose(mlm.numpy()[i, :n], mlm_alone.numpy()[0], rtol=1e-9, atol=1e-12)
         np.testing.assert_allclose(nsp.numpy()[i], nsp_alone.numpy()[0], rtol=1e-9, atol=1e-12)
 
@@ -269,7 +270,8 @@ def test_mlm_positions_give_exactly_the_rows_of_the_full_logits(backend, data):
         model.zero_grad()
         logits, _ = model(tensor(tokens, backend), tensor(segments, backend), mlm_positions=mlm_positions)
         logits.backward(tensor(g_logits, backend))
-        return logits.numpy(), {n: to_numpy(p.grad) for n, p in model.named_parameters() if p.grad is not None}
+        grads = {n: to_numpy(p.grad) for n, p in model.named_parameters() if p.grad is not None}
+        return logits.numpy(), grads
 
     full_gy = np.zeros(tokens.shape + (TINY["vocab_size"],))
     full_gy[chosen] = gy
@@ -304,7 +306,7 @@ def test_mlm_loss_ignores_positions_labelled_minus_100(data):
     total, mlm, nsp, grad = losses(logits, labels)
     changed = logits.copy()
     changed[~chosen] = 1e3 * rng.standard_normal(((~chosen).sum(), V))
-    assert losses(changed, labels) [:3] == (total, mlm, nsp)
+    assert losses(changed, labels)[:3] == (total, mlm, nsp)
     np.testing.assert_array_equal(losses(changed, labels)[3], grad)
     assert np.all(grad[~chosen] == 0) and np.any(grad[chosen] != 0)
     log_p = logits - np.log(np.exp(logits).sum(-1, keepdims=True))
@@ -325,7 +327,8 @@ def test_weight_tying_is_one_parameter_with_the_gradient_of_both_uses(backend):
     assert model.num_parameters() == sum(p.size for p in model.parameters())
 
     tokens, segments, padding = batch(backend)
-    gys = [tensor(random_gradient((B, T, TINY["vocab_size"])), backend), tensor(random_gradient((B, 2), 7), backend)]
+    gys = [tensor(random_gradient((B, T, TINY["vocab_size"])), backend),
+           tensor(random_gradient((B, 2), 7), backend)]
     mlm, nsp = model(tokens, segments, padding)
     backward([mlm, nsp], [g.data for g in gys])
     tied_grad = to_numpy(E.grad)
