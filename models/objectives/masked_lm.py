@@ -140,6 +140,7 @@ class MaskedLM:
         host = mg.backend.to_numpy(sums) if sums is not None else np.zeros(4)
         mlm_loss, mlm_correct, nsp_loss, nsp_correct, masked, pairs, unigram = dist.all_reduce_sum(
             host.tolist() + [masked, pairs, unigram]).tolist()
+        masked, pairs = int(masked), int(pairs)
         mlm_loss, nsp_loss = mlm_loss / max(masked, 1), nsp_loss / pairs
         return {"loss": mlm_loss + nsp_loss, "mlm_loss": mlm_loss, "mlm_perplexity": math.exp(min(mlm_loss, 700.0)),
                 "mlm_accuracy": mlm_correct / max(masked, 1), "nsp_loss": nsp_loss, "nsp_accuracy": nsp_correct / pairs,
