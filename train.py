@@ -174,9 +174,9 @@ def parse_args(argv=None):
 
 def check_args(args, error):
     """Every flag value a model or the loop would refuse, refused here with its name."""
-    at_least_one = ["num_pairs", "embed_dim", "hidden", "d_model", "heads", "max_positions", "epochs",
+    at_least_one = ["num_pairs", "embed_dim", "hidden", "heads", "max_positions",
                     "beam_size", "checkpoint_every", "bpe_merges", "vocab_size", "log_every", "max_new_tokens"]
-    for name in at_least_one + ["layers", "ff", "batch_size", "block_size"]:
+    for name in at_least_one + ["layers", "ff", "batch_size", "block_size", "d_model", "epochs"]:
         value = getattr(args, name)
         if value is not None and value < 1:
             error(f"--{name.replace('_', '-')} must be at least 1, got {value}")
@@ -184,7 +184,7 @@ def check_args(args, error):
         value = getattr(args, name)
         if value is not None and value < 0:
             error(f"--{name.replace('_', '-')} must be at least 0, got {value}")
-    if args.d_model % args.heads:
+    if args.d_model is not None and args.d_model % args.heads:
         error(f"--d-model ({args.d_model}) must be divisible by --heads ({args.heads})")
     for name, low, high in [("dropout", 0.0, 1.0), ("label_smoothing", 0.0, 1.0), ("beta2", 0.0, 1.0)]:
         value = getattr(args, name)
@@ -288,7 +288,10 @@ def interrupted_message(run):
 
 def new_config(args):
     values = {f.name: getattr(args, f.name) for f in config_fields()}
-    return with_model_defaults(RunConfig(**values))
+    config = with_model_defaults(RunConfig(**values))
+    if config.d_model % config.heads:
+        raise ConfigError(f"--d-model ({config.d_model}) must be divisible by --heads ({config.heads})")
+    return config
 
 
 def resumed_config(run_dir, args, typed):

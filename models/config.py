@@ -81,7 +81,8 @@ class RunConfig:
                                     "seq2seq, 4 for gpt and bert)", "model")
     embed_dim: int = setting(64, "gru/lstm: embedding width", "model")
     hidden: int = setting(128, "gru/lstm: hidden size", "model")
-    d_model: int = setting(128, "transformer/gpt/bert: model width", "model")
+    d_model: Optional[int] = setting(None, "transformer/gpt/bert: model width (default: 128; 256 for a "
+                                     "--data corpus)", "model")
     heads: int = setting(4, "transformer/gpt/bert: attention heads", "model")
     ff: Optional[int] = setting(None, "transformer/gpt/bert: feed-forward width (default: 256 for the "
                                 "transformer, 4 * d_model for gpt and bert)", "model")
@@ -113,11 +114,13 @@ class RunConfig:
     min_lr: Optional[float] = setting(None, "cosine: the learning rate at the end (default: 0; lr/10 for "
                                       "gpt and bert)", "training")
     clip: float = setting(1.0, "clip the gradient norm to this (0: off)", "training")
-    label_smoothing: float = setting(0.0, "seq2seq: label smoothing of the cross-entropy "
-                                     "(Szegedy et al., 2016)", "training")
+    label_smoothing: Optional[float] = setting(None, "seq2seq: label smoothing of the cross-entropy "
+                                               "(Szegedy et al., 2016) (default: 0; 0.1 for a --data corpus)",
+                                               "training")
     batch_size: Optional[int] = setting(None, "examples per step (default: 64; 12 for gpt, 32 for bert)",
                                         "training")
-    epochs: int = setting(10, "seq2seq: passes over the training pairs", "training", on_resume="may")
+    epochs: Optional[int] = setting(None, "seq2seq: passes over the training pairs (default: 10; 30 for a "
+                                    "--data corpus)", "training", on_resume="may")
     max_steps: Optional[int] = setting(None, "stop after this many steps (default: 0 = no limit for "
                                        "seq2seq; 2000 for gpt and bert)", "training", on_resume="may")
     seed: int = setting(0, "the seed of the data split, the initial weights, dropout and batches",
@@ -150,30 +153,35 @@ def config_fields():
     return dataclasses.fields(RunConfig)
 
 
-#: Defaults that differ by objective: seq2seq / gpt / bert. None fields not named here
-#: have no default (an optional path).
+#: Defaults that differ by objective: a built-in seq2seq task, a seq2seq --data corpus,
+#: gpt, bert. A real corpus gets the recipe of a small translation Transformer (wider and
+#: deeper, label-smoothed, trained longer) that a user with real text should start from.
 MODEL_DEFAULTS = {
-    #               seq2seq   gpt     bert
-    "tokenizer":    ("char",  "char", "word"),
-    "block_size":   (None,    64,     128),
-    "layers":       (2,       4,      4),
-    "ff":           (256,     None,   None),          # None: 4 * d_model
-    "dropout":      (0.1,     0.0,    0.1),
-    "optimizer":    ("adam",  "adamw", "adamw"),
-    "lr":           (2e-3,    1e-3,   1e-3),
-    "beta2":        (0.98,    0.99,   0.999),
-    "weight_decay": (0.0,     0.1,    0.01),
-    "min_lr":       (0.0,     None,   None),          # None: lr / 10
-    "batch_size":   (64,      12,     32),
-    "max_steps":    (0,       2000,   2000),
-    "eval_every":   (0,       250,    250),
+    #               task      corpus    gpt      bert
+    "tokenizer":    ("char",  "word",   "char",  "word"),
+    "block_size":   (None,    None,     64,      128),
+    "d_model":      (128,     256,      128,     128),
+    "layers":       (2,       3,        4,       4),
+    "ff":           (256,     1024,     None,    None),       # None: 4 * d_model
+    "dropout":      (0.1,     0.1,      0.0,     0.1),
+    "label_smoothing": (0.0,  0.1,      0.0,     0.0),
+    "optimizer":    ("adam",  "adam",   "adamw", "adamw"),
+    "lr":           (2e-3,    1e-3,     1e-3,    1e-3),
+    "beta2":        (0.98,    0.98,     0.99,    0.999),
+    "weight_decay": (0.0,     0.0,      0.1,     0.01),
+    "min_lr":       (0.0,     0.0,      None,    None),       # None: lr / 10
+    "batch_size":   (64,      64,       12,      32),
+    "epochs":       (10,      30,       1,       1),          # gpt, bert: --max-steps decides
+    "max_steps":    (0,       0,        2000,    2000),
+    "eval_every":   (0,       0,        250,     250),
 }
-_COLUMN = {"translation": 0, "language_model": 1, "masked_lm": 2}
+_COLUMN = {"task": 0, "corpus": 1, "language_model": 2, "masked_lm": 3}
 
 
 def with_model_defaults(config):
     """A copy of ``config`` with every None default filled for its model kind."""
-    column = _COLUMN[OBJECTIVE_OF[config.model]]
+    objective = OBJECTIVE_OF[config.model]
+    column = _COLUMN[("corpus" if config.data else "task") if objective == "translation" else objective]
     filled = {}
     for name, values in MODEL_DEFAULTS.items():
         if getattr(config, name) is None:
