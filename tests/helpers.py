@@ -35,6 +35,18 @@ def assert_close(actual, expected, rtol=1e-6, atol=1e-8):
     np.testing.assert_allclose(actual, expected, rtol=rtol, atol=atol)
 
 
+def interrupt_at_step(patch, train, step):
+    """Make ``train.py`` (the module) raise KeyboardInterrupt, as Ctrl-C would, as training
+    step ``step`` begins (``patch``: pytest's monkeypatch)."""
+    real = train.step_seed
+
+    def interrupting(seed, at, rank=0):
+        if at == step:
+            raise KeyboardInterrupt
+        return real(seed, at, rank)
+    patch.setattr(train, "step_seed", interrupting)
+
+
 # -- hypothesis strategies ----------------------------------------------------
 
 def shapes(min_dims=0, max_dims=3, min_side=1, max_side=4):

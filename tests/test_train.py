@@ -65,17 +65,11 @@ def test_resume_reaches_the_same_weights_and_losses_as_an_uninterrupted_run(tmp_
     common = ["--max-steps", "14", "--dropout", "0.3", "--checkpoint-every", "3", "--no-plots"]
     _, whole = run(tmp_path, *common, name="whole")
     # The same run, interrupted (Ctrl-C) as step 8 begins: its last checkpoint is step 6.
-    real_seed = train.step_seed
-
-    def interrupt_at_step_7(seed, step, rank=0):
-        if step == 7:
-            raise KeyboardInterrupt
-        return real_seed(seed, step, rank)
-    monkeypatch.setattr(train, "step_seed", interrupt_at_step_7)
-    with pytest.raises(SystemExit) as exit_info:
-        run(tmp_path, *common, name="parts")
+    with monkeypatch.context() as patch:
+        interrupt_at_step(patch, train, 7)
+        with pytest.raises(SystemExit) as exit_info:
+            run(tmp_path, *common, name="parts")
     assert exit_info.value.code == 130
-    monkeypatch.setattr(train, "step_seed", real_seed)
     parts = str(tmp_path / "parts")
     assert checkpoint.load_checkpoint(os.path.join(parts, "checkpoint.safetensors"))[2]["step"] == 6
     train.main(["--resume", parts, "--no-progress", "--no-plots"])

@@ -9,6 +9,7 @@ import pytest
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import train  # noqa: E402
+from helpers import interrupt_at_step  # noqa: E402
 from models import checkpoint  # noqa: E402
 
 LINES = ["the cat sat on the mat", "the dog sat on the log", "a bird sang in the tree",
@@ -53,14 +54,8 @@ def test_a_tiny_run_leaves_its_files_and_the_metrics_of_its_field(tmp_path, text
 def test_resume_reaches_the_uninterrupted_run(tmp_path, monkeypatch, text_file, kind, flags):
     flags = flags + ["--text", text_file, "--dropout", "0.1", "--no-plots"]
     train.main(flags + ["--out", str(tmp_path / "whole")])
-    real = train.step_seed
-
-    def interrupt_at_step_9(seed, step, rank=0):
-        if step == 9:
-            raise KeyboardInterrupt
-        return real(seed, step, rank)
     with monkeypatch.context() as patch:
-        patch.setattr(train, "step_seed", interrupt_at_step_9)
+        interrupt_at_step(patch, train, 9)
         with pytest.raises(SystemExit):
             train.main(flags + ["--out", str(tmp_path / "parts")])
     train.main(["--resume", str(tmp_path / "parts"), "--no-progress"])

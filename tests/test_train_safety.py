@@ -18,6 +18,7 @@ import pytest
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import train  # noqa: E402
+from helpers import interrupt_at_step  # noqa: E402
 from models import checkpoint, plots  # noqa: E402
 from models.config import RunConfig, with_model_defaults  # noqa: E402
 from models.objectives import translation  # noqa: E402
@@ -152,14 +153,8 @@ def test_the_defaults_last_checkpoint_boundary_resumes(tmp_path, monkeypatch):
 def test_ctrl_c_before_the_first_checkpoint_says_nothing_was_saved_and_resume_starts_over(
         tmp_path, monkeypatch, capsys, whole):
     out = tmp_path / "run"
-    real = train.step_seed
-
-    def interrupt_at_step_3(seed, step, rank=0):
-        if step == 3:
-            raise KeyboardInterrupt
-        return real(seed, step, rank)
     with monkeypatch.context() as patch:
-        patch.setattr(train, "step_seed", interrupt_at_step_3)
+        interrupt_at_step(patch, train, 3)
         with pytest.raises(SystemExit) as exit_info:
             run(out, *SHORT)
     assert exit_info.value.code == 130
@@ -170,13 +165,7 @@ def test_ctrl_c_before_the_first_checkpoint_says_nothing_was_saved_and_resume_st
 
 
 def test_ctrl_c_after_a_checkpoint_names_it(tmp_path, monkeypatch, capsys):
-    real = train.step_seed
-
-    def interrupt_at_step_7(seed, step, rank=0):
-        if step == 7:
-            raise KeyboardInterrupt
-        return real(seed, step, rank)
-    monkeypatch.setattr(train, "step_seed", interrupt_at_step_7)
+    interrupt_at_step(monkeypatch, train, 7)
     with pytest.raises(SystemExit):
         run(tmp_path / "run", *SHORT)
     assert "checkpoint of step 5" in capsys.readouterr().err

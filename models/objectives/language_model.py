@@ -16,14 +16,11 @@ import math
 
 import minigrad as mg
 from minigrad import distributed as dist
-from minigrad.data import (
-    DataError, builtin_corpus, build_tokenizer, encode_text, lm_batch, lm_eval_batches, load_text, split_text,
-    tokenizer_from_dict,
-)
+from minigrad.data import DataError, encode_text, lm_batch, lm_eval_batches
 from minigrad.nn import functional as F
-from models.config import tokenizer_options
 from models.generation import generate
 from models.gpt import GPT, GPTConfig
+from models.objectives.text_objective import TextObjective
 from models.sharing import shared_out
 
 __all__ = ["LanguageModel"]
@@ -32,51 +29,24 @@ __all__ = ["LanguageModel"]
 SAMPLE_PROMPTS, SAMPLE_PROMPT_CHARS, SAMPLE_TOKENS = 5, 24, 160
 
 
-class LanguageModel:
+class LanguageModel(TextObjective):
     name = "language_model"
     #: curves.png's right panel: (history key, label) pairs, and whether they lie in [0, 1]
     CURVES = ((("valid_bits_per_char", "bits per character"),), False)
 
-    def __init__(self, config, tokenizers=None, load_data=True):
-        self.config = config
-        self.tok = tokenizer_from_dict(tokenizers["text"]) if tokenizers is not None else None
-        if load_data:
-            self._load_data()
-
-    # -- data ----------------------------------------------------------------------
-    def _load_data(self):
-        c = self.config
-        text = (load_text(c.text, normalize=None if c.normalize == "none" else c.normalize, lowercase=c.lowercase)
-                if c.text else builtin_corpus())
-        parts = dict(zip(("train", "valid", "test"), split_text(text, valid=c.valid_share, test=c.test_share)))
-        if self.tok is None:
-            self.tok = build_tokenizer(c.tokenizer, [parts["train"]], **tokenizer_options(c))
+    def _prepare(self, parts):
         self.text = parts
         self.ids = {split: encode_text(part, self.tok) for split, part in parts.items()}
         for split, ids in self.ids.items():
             if len(ids) < 2:
                 raise DataError(f"the {split} text has {len(ids)} token(s); a language model needs at "
-                                        "least 2 (a longer text, or larger --valid-share/--test-share)")
-
-    def tokenizers(self):
-        return {"text": self.tok.to_dict()}
+                                "least 2 (a longer text, or larger --valid-share/--test-share)")
 
     def describe(self):
-        source = self.config.text or "the built-in corpus (Python's documentation)"
-        return (f"{source}: {len(self.ids['train']):,} training, {len(self.ids['valid']):,} validation and "
+        return (f"{self._source()}: {len(self.ids['train']):,} training, {len(self.ids['valid']):,} validation and "
                 f"{len(self.ids['test']):,} test tokens ({self.config.tokenizer}, vocabulary {self.tok.vocab_size:,})")
 
     # -- training ------------------------------------------------------------------
-    def total_steps(self):
-        return self.config.max_steps
-
-    def is_eval_point(self, step):
-        return bool(self.config.eval_every) and step % self.config.eval_every == 0
-
-    @staticmethod
-    def epoch_of(step):
-        return None                      # windows are drawn at random: no epochs
-
     def build_model(self):
         c = self.config
         return GPT(GPTConfig(vocab_size=self.tok.vocab_size, block_size=c.block_size, n_layer=c.layers,
@@ -95,9 +65,6 @@ class LanguageModel:
         logits = model(x)                                                         # (B, T, V)
         V = logits.shape[-1]
         return F.cross_entropy(logits.reshape(-1, V), y.reshape(-1), reduction="sum") / counts["tokens"]
-
-    def _device(self, array):
-        return mg.Tensor(mg.backend.backend_by_name(self.config.backend).from_numpy(array))
 
     # -- evaluation ------------------------------------------------------------------
     def evaluate(self, model, split):

@@ -21,13 +21,10 @@ import numpy as np
 
 import minigrad as mg
 from minigrad import distributed as dist
-from minigrad.data import (
-    BERT_SPECIALS, MASK, MASK_ID, DataError, SentencePairs, builtin_corpus, build_tokenizer, encode_text,
-    load_text, pack_pairs, split_text, tokenizer_from_dict,
-)
+from minigrad.data import BERT_SPECIALS, MASK, MASK_ID, DataError, SentencePairs, encode_text, pack_pairs
 from minigrad.nn import functional as F
 from models.bert import BERT, BERTConfig, fill_mask
-from models.config import tokenizer_options
+from models.objectives.text_objective import TextObjective
 from models.sharing import shared_out
 
 __all__ = ["MaskedLM"]
@@ -35,26 +32,16 @@ __all__ = ["MaskedLM"]
 SAMPLES = 8
 
 
-class MaskedLM:
+class MaskedLM(TextObjective):
     name = "masked_lm"
     #: curves.png's right panel: (history key, label) pairs, and whether they lie in [0, 1]
     CURVES = ((("valid_mlm_accuracy", "masked-LM accuracy"), ("valid_nsp_accuracy", "next-sentence accuracy"),
                ("valid_mlm_unigram_accuracy", "unigram guess")), True)
 
-    def __init__(self, config, tokenizers=None, load_data=True):
-        self.config = config
-        self.tok = tokenizer_from_dict(tokenizers["text"]) if tokenizers is not None else None
-        if load_data:
-            self._load_data()
+    SPECIALS = BERT_SPECIALS
 
-    # -- data ----------------------------------------------------------------------
-    def _load_data(self):
+    def _prepare(self, parts):
         c = self.config
-        text = (load_text(c.text, normalize=None if c.normalize == "none" else c.normalize, lowercase=c.lowercase)
-                if c.text else builtin_corpus())
-        parts = dict(zip(("train", "valid", "test"), split_text(text, valid=c.valid_share, test=c.test_share)))
-        if self.tok is None:
-            self.tok = build_tokenizer(c.tokenizer, [parts["train"]], specials=BERT_SPECIALS, **tokenizer_options(c))
         self.pairs = {split: SentencePairs(part, self.tok) for split, part in parts.items()}
         for split, pairs in self.pairs.items():
             if pairs.num_anchors < 1:
@@ -66,26 +53,12 @@ class MaskedLM:
         counts[:len(BERT_SPECIALS)] = 0
         self.most_frequent = int(counts.argmax())          # the unigram guess, for scale
 
-    def tokenizers(self):
-        return {"text": self.tok.to_dict()}
-
     def describe(self):
-        source = self.config.text or "the built-in corpus (Python's documentation)"
-        return (f"{source}: {self.pairs['train'].num_segments:,} training, {self.pairs['valid'].num_segments:,} "
+        return (f"{self._source()}: {self.pairs['train'].num_segments:,} training, {self.pairs['valid'].num_segments:,} "
                 f"validation and {self.pairs['test'].num_segments:,} test lines ({self.config.tokenizer} tokens, "
                 f"vocabulary {self.tok.vocab_size:,})")
 
     # -- training ------------------------------------------------------------------
-    def total_steps(self):
-        return self.config.max_steps
-
-    def is_eval_point(self, step):
-        return bool(self.config.eval_every) and step % self.config.eval_every == 0
-
-    @staticmethod
-    def epoch_of(step):
-        return None
-
     def build_model(self):
         c = self.config
         return BERT(BERTConfig(vocab_size=self.tok.vocab_size, max_positions=c.block_size, n_layer=c.layers,
@@ -117,7 +90,7 @@ class MaskedLM:
                 self._device(batch.nsp_labels))
 
     def _device(self, array):
-        return mg.Tensor(mg.backend.backend_by_name(self.config.backend).from_numpy(np.ascontiguousarray(array)))
+        return super()._device(np.ascontiguousarray(array))
 
     # -- evaluation ------------------------------------------------------------------
     def evaluate(self, model, split):
