@@ -11,6 +11,7 @@ import pytest
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import train  # noqa: E402  (the application beside the package)
+from helpers import interrupt_at_step  # noqa: E402
 from models import checkpoint  # noqa: E402
 from models.objectives import translation  # noqa: E402
 
