@@ -3,7 +3,8 @@
     loss            mean cross-entropy per target token (teacher forcing)
     perplexity      exp(loss)
     token_accuracy  share of target tokens whose teacher-forced argmax is right
-    exact_match     share of sentences whose decoded output equals the reference
+    exact_match     share of sentences whose decoded output equals the target (both as
+                    the model reads them: cleaned, punctuation split off when it was)
     bleu            corpus BLEU of the decoded outputs (Papineni et al., 2002), by
                     sacrebleu with its standard 13a tokenization (Post, 2018), on
                     detokenized outputs against the references as written;
@@ -79,24 +80,24 @@ def decode_texts(model, batches, tgt_tokenizer, backend, beam_size=1, alpha=0.6,
     return texts
 
 
-def evaluate(model, batches, references, tgt_tokenizer, backend, beam_size=1, alpha=0.6, max_positions=None,
-             detokenize=None, lowercase=False):
+def evaluate(model, batches, targets, references, tgt_tokenizer, backend, beam_size=1, alpha=0.6,
+             max_positions=None, detokenize=None, lowercase=False):
     """Every metric of the module docstring, and the hypotheses (for samples.txt).
 
-    ``detokenize``: a function applied to each decoded output before it is compared
-    (a corpus whose punctuation was split off for training gets it joined back);
+    ``targets``: the target texts as the model learned them (cleaned: the exact match
+    compares the decoded outputs with these); ``references``: the targets as written
+    (BLEU compares the detokenized outputs with these, sacreBLEU's way).
+    ``detokenize``: a function applied to each decoded output for BLEU and samples (a
+    corpus whose punctuation was split off for training gets it joined back);
     ``lowercase``: BLEU ignores case (the model was trained on lower-cased text, the
     references are as written): sacreBLEU's ``case:lc``.
     """
     model.eval()
     metrics = teacher_forced_metrics(model, batches, backend)
     mine = decode_texts(model, shared_out(batches), tgt_tokenizer, backend, beam_size, alpha, max_positions)
-    hypotheses = [text for share in dist.all_gather_object(mine) for text in share]      # in batch order
-    if detokenize is not None:
-        hypotheses = [detokenize(h) for h in hypotheses]
-    compared = [h.lower() for h in hypotheses] if lowercase else hypotheses
-    expected = [r.lower() for r in references] if lowercase else references
-    metrics["exact_match"] = sum(h == r for h, r in zip(compared, expected)) / max(len(references), 1)
+    decoded = [text for share in dist.all_gather_object(mine) for text in share]        # in batch order
+    metrics["exact_match"] = sum(h == t for h, t in zip(decoded, targets)) / max(len(targets), 1)
+    hypotheses = [detokenize(h) for h in decoded] if detokenize is not None else decoded
     bleu = sacrebleu.metrics.BLEU(lowercase=lowercase)
     metrics["bleu"] = bleu.corpus_score(hypotheses, [references]).score
     metrics["bleu_signature"] = str(bleu.get_signature())

@@ -159,8 +159,8 @@ class Translation:
         beam = c.beam_size if split == "test" and beam_size is None else (beam_size or 1)
         beam = min(beam, self.tgt_tok.vocab_size)
         metrics, hypotheses = evaluate(
-            model, self.eval_batches[split], self.references[split], self.tgt_tok, c.backend, beam,
-            c.length_penalty, self.max_positions(), detokenize=self._detokenize, lowercase=c.lowercase)
+            model, self.eval_batches[split], [t for _, t in self.pairs[split]], self.references[split], self.tgt_tok,
+            c.backend, beam, c.length_penalty, self.max_positions(), detokenize=self._detokenize, lowercase=c.lowercase)
         self.hypotheses[split] = hypotheses
         if split == "test":
             metrics.update(beam_size=beam, length_penalty=c.length_penalty if beam > 1 else None,
@@ -190,8 +190,8 @@ class Translation:
         """source / reference / hypothesis of the first test pairs (after ``evaluate("test")``)."""
         hypotheses = self.hypotheses.get("test") or self.translate(model, [s for s, _ in self.pairs["test"][:limit]])
         lines = []
-        for (src, _), ref, hyp in list(zip(self.pairs["test"], self.references["test"], hypotheses))[:limit]:
-            mark = "" if hyp == ref else "   <- differs"
+        for (src, tgt), ref, hyp in list(zip(self.pairs["test"], self.references["test"], hypotheses))[:limit]:
+            mark = "" if hyp == self._detokenize(tgt) else "   <- differs"          # the exact-match test
             lines.append(f"source:     {self._detokenize(src)}\nreference:  {ref}\nhypothesis: {hyp}{mark}\n")
         return "\n".join(lines)
 
