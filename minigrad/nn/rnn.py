@@ -174,7 +174,9 @@ class _RNNBase(Module):
         return self._step_loop(gi, state, weight_hh, bias_hh, mask, reverse)
 
     def _step_loop(self, gi, state, weight_hh, bias_hh, mask, reverse):
-        """The direction as a Python loop over ``_step``: the fused op's test oracle."""
+        """The direction as a Python loop over ``_step``: the test oracle of the fused ops
+        ``gru_sequence_fused`` (``minigrad/ops/nn_gru_sequence.py``) and
+        ``lstm_sequence_fused`` (``minigrad/ops/nn_lstm_sequence.py``)."""
         T = gi.shape[0]
         gi = _unbind(gi)                                                  # T of (B, G*H)
         masks = None if mask is None else [Tensor(mask.data[t]) for t in range(T)]  # T of (B, 1)

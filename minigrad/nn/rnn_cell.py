@@ -72,6 +72,8 @@ def gru_step_composed(gi, h, weight_hh, bias_hh=None):
         h' = (1 - z) (.) n + z (.) h
 
     gi (B, 3H), h (B, H), weight_hh (3H, H), bias_hh (3H,) or None -> h' (B, H).
+
+    The test oracle of the fused op ``gru_step_fused`` (``minigrad/ops/nn_gru_step.py``).
     """
     gh = _hidden_projection(h, weight_hh, bias_hh)                # (B, 3H)
     i_r, i_z, i_n = split(gi, 3, axis=-1)                         # each (B, H)
@@ -94,6 +96,8 @@ def lstm_step_composed(gi, h, c, weight_hh, bias_hh=None):
 
     gi (B, 4H), h and c (B, H), weight_hh (4H, H), bias_hh (4H,) or None
     -> (h', c'), each (B, H).
+
+    The test oracle of the fused op ``lstm_step_fused`` (``minigrad/ops/nn_lstm_step.py``).
     """
     gates = gi + _hidden_projection(h, weight_hh, bias_hh)        # (B, 4H)
     i, f, g, o = split(gates, 4, axis=-1)                         # each (B, H)
