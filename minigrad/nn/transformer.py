@@ -119,9 +119,9 @@ class TransformerDecoderLayer(Module):
         self.dropout3 = Dropout(dropout)
         self.activation = _activation(activation)
         # When True, each forward keeps the memory-attention weights (B, h, T, S) in
-        # ``self.attention`` for plots; off by default, as it costs memory.
+        # ``self.memory_attention_weights`` for plots; off by default, as it costs memory.
         self.keep_attention = False
-        self.attention = None
+        self.memory_attention_weights = None
 
     def forward(self, tgt, memory, tgt_mask=None, memory_mask=None, tgt_key_padding_mask=None,
                 memory_key_padding_mask=None, tgt_is_causal=False, memory_is_causal=False,
@@ -162,7 +162,7 @@ class TransformerDecoderLayer(Module):
                                          key_padding_mask=key_padding_mask,
                                          need_weights=self.keep_attention, is_causal=is_causal,
                                          average_attn_weights=False, cache=cache)
-        self.attention = weights
+        self.memory_attention_weights = weights
         return self.dropout2(x)
 
     def _ff_block(self, x):
