@@ -65,6 +65,18 @@ CELLS = {"gru": (nn.GRU, nn.GRUCell), "lstm": (nn.LSTM, nn.LSTMCell)}
 class RNNSeq2Seq(nn.Module):
     """An RNN encoder-decoder; see the module docstring for the equations.
 
+    >>> import minigrad as mg
+    >>> from models.seq2seq import RNNSeq2Seq
+    >>> model = RNNSeq2Seq(src_vocab=20, tgt_vocab=30, embed_dim=8, hidden_size=16,
+    ...                    attention="bahdanau")
+    >>> src = mg.Tensor([[5, 6, 7, 0]])                 # one sentence of 3 tokens, padded with 0
+    >>> tgt_in = mg.Tensor([[1, 9, 10]])                # <bos> and the target so far
+    >>> logits, weights = model(src, [3], tgt_in)
+    >>> logits.shape, weights.shape                     # weights: a_t over the source
+    ((1, 3, 30), (1, 3, 4))
+    >>> weights.numpy()[0, :, 3].tolist()               # the padding gets none
+    [0.0, 0.0, 0.0]
+
     Args:
         src_vocab, tgt_vocab: V_src, V_tgt.  embed_dim: E.  hidden_size: H (per direction).
         num_layers: L (encoder and decoder).  cell: "gru" or "lstm".

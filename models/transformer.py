@@ -30,6 +30,18 @@ __all__ = ["TransformerSeq2Seq"]
 class TransformerSeq2Seq(nn.Module):
     """Shapes: src (B, S), tgt_in (B, T) token ids -> logits (B, T, V_tgt).
 
+    >>> import minigrad as mg
+    >>> from models.transformer import TransformerSeq2Seq
+    >>> model = TransformerSeq2Seq(src_vocab=20, tgt_vocab=30, d_model=16, nhead=4,
+    ...                            num_encoder_layers=1, num_decoder_layers=1, dim_feedforward=32)
+    >>> src, tgt_in = mg.Tensor([[5, 6, 7, 0]]), mg.Tensor([[1, 9, 10]])
+    >>> logits, weights = model(src, [3], tgt_in)
+    >>> logits.shape, weights                           # weights only when keep_attention is set
+    ((1, 3, 30), None)
+    >>> model.keep_attention = True
+    >>> [w.shape for w in model(src, [3], tgt_in)[1]]  # per decoder layer: (B, h, T, S)
+    [(1, 4, 3, 4)]
+
     Attention weights (for plots): ``forward`` and ``step`` return, per decoder
     layer, the memory-attention weights (B, h, T, S) when ``keep_attention`` is set.
     """

@@ -22,6 +22,14 @@ class AdditiveAttention(Module):
         a_s   = exp(e_s) / sum_s' exp(e_s')             attention weight (softmax over s)
         c     = sum_s a_s m_s                           context vector
 
+    >>> import minigrad as mg
+    >>> attention = mg.nn.AdditiveAttention(query_size=8, key_size=6, hidden_size=10)
+    >>> context, weights = attention(mg.randn(3, 8), mg.randn(3, 5, 6))   # one decoder step
+    >>> context.shape, weights.shape
+    ((3, 6), (3, 5))
+    >>> weights.numpy().sum(axis=-1).round(5).tolist()                     # a distribution per query
+    [1.0, 1.0, 1.0]
+
     Glossary (the paper's names in brackets):
         q      the query: the decoder state asking where to look [s_{i-1}]
         k_s    key s: the encoder state at source position s [h_j]

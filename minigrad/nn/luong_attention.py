@@ -22,6 +22,16 @@ class LuongAttention(Module):
         a_t(s) = exp(score(h_t, h_s)) / sum_s' exp(score(h_t, h_s'))    (eq. 7)
         c_t    = sum_s a_t(s) m_s                                         the context
 
+    >>> import minigrad as mg
+    >>> attention = mg.nn.LuongAttention(query_size=8, key_size=6, score="general")
+    >>> keys = mg.randn(3, 5, 6)
+    >>> padding = mg.Tensor([[False] * 5, [False] * 3 + [True] * 2, [False] * 5])
+    >>> context, weights = attention(mg.randn(3, 8), keys, key_padding_mask=padding)
+    >>> context.shape, weights.shape
+    ((3, 6), (3, 5))
+    >>> weights.numpy()[1, 3:].tolist()                  # padded keys get no weight
+    [0.0, 0.0]
+
     Glossary:
         h_t    the query: the decoder's top hidden state at target step t
         h_s    key s: the encoder's top hidden state at source position s (the paper's h-bar_s)

@@ -56,6 +56,13 @@ class KVCache:
 class MultiheadAttention(Module):
     """h attention heads in parallel on learned projections of the queries, keys and values.
 
+    >>> import minigrad as mg
+    >>> mha = mg.nn.MultiheadAttention(embed_dim=16, num_heads=4)
+    >>> x = mg.randn(2, 5, 16)
+    >>> out, weights = mha(x, x, x)                    # self-attention
+    >>> out.shape, weights.shape                       # weights averaged over the heads
+    ((2, 5, 16), (2, 5, 5))
+
     The paper's h projections W_i^Q (E, d_k), side by side, are one (E, E) matrix
     W^Q = [W_1^Q | ... | W_h^Q] (column block i is head i's). PyTorch stores its
     transpose W_q = (W^Q)^T, in which head i's block is rows i d_k : (i + 1) d_k, and

@@ -35,6 +35,13 @@ def sinusoidal_positional_encoding(length, d_model, dtype="float32", backend=Non
 class PositionalEncoding(Module):
     """y = dropout(x + PE[start : start + T]).
 
+    >>> import minigrad as mg
+    >>> pe = mg.nn.PositionalEncoding(d_model=8, max_len=100)
+    >>> pe(mg.zeros(2, 5, 8)).shape
+    (2, 5, 8)
+    >>> pe(mg.zeros(1, 1, 8)).numpy()[0, 0].tolist()    # position 0: sin 0 = 0, cos 0 = 1
+    [0.0, 1.0, 0.0, 1.0, 0.0, 1.0, 0.0, 1.0]
+
     The table is computed once for ``max_len`` positions and kept as a
     non-persistent buffer: it is a fixed function, not learned, so it is not in
     ``state_dict``. Scaling the embeddings by sqrt(d_model) (§3.4) is the model's job.

@@ -233,6 +233,14 @@ class GRU(_RNNBase):
     between layers in training. Glossary, lengths, and the comparison with PyTorch's
     packed sequences: see the module docstring.
 
+    >>> import minigrad as mg
+    >>> gru = mg.nn.GRU(4, 8, num_layers=2, bidirectional=True)
+    >>> output, h_n = gru(mg.randn(3, 5, 4), lengths=[5, 2, 4])    # a padded batch
+    >>> output.shape, h_n.shape
+    ((3, 5, 16), (4, 3, 8))
+    >>> output.numpy()[1, 2:].tolist() == [[0.0] * 16] * 3         # zero after length 2
+    True
+
     Args: as ``torch.nn.GRU`` (``batch_first`` defaults to True here).
 
     Shapes (D = 2 if bidirectional else 1, L = num_layers):
@@ -284,6 +292,12 @@ class LSTM(_RNNBase):
     Layer k > 0 reads the outputs h_t of layer k-1 (both directions), with dropout
     between layers in training. Glossary, lengths, and the comparison with PyTorch's
     packed sequences: see the module docstring.
+
+    >>> import minigrad as mg
+    >>> lstm = mg.nn.LSTM(4, 8, num_layers=2)
+    >>> output, (h_n, c_n) = lstm(mg.randn(3, 5, 4))
+    >>> output.shape, h_n.shape, c_n.shape
+    ((3, 5, 8), (2, 3, 8), (2, 3, 8))
 
     Args: as ``torch.nn.LSTM`` without ``proj_size`` (``batch_first`` defaults to
     True here).

@@ -172,6 +172,12 @@ class GRUCell(_CellBase):
     product. Both are GRUs; this one lets all three hidden projections be one
     matrix product. Symbols: see the module docstring.
 
+    >>> import minigrad as mg
+    >>> cell = mg.nn.GRUCell(4, 8)
+    >>> h = cell(mg.randn(3, 4))                       # h = 0 before the first step
+    >>> cell(mg.randn(3, 4), h).shape
+    (3, 8)
+
     Args:
         input_size: I.  hidden_size: H.  bias: whether to learn b_ih and b_hh.
 
@@ -209,6 +215,13 @@ class LSTMCell(_CellBase):
         h' = o (.) tanh(c')
 
     No peephole connections, as PyTorch. Symbols: see the module docstring.
+
+    >>> import minigrad as mg
+    >>> cell = mg.nn.LSTMCell(4, 8)
+    >>> h, c = cell(mg.randn(3, 4))                    # h = c = 0 before the first step
+    >>> h, c = cell(mg.randn(3, 4), (h, c))
+    >>> h.shape, c.shape
+    ((3, 8), (3, 8))
 
     Args:
         input_size: I.  hidden_size: H.  bias: whether to learn b_ih and b_hh.
