@@ -46,9 +46,11 @@ the race's decoded test outputs, ``race_greedy.txt`` and ``race_beam.txt``):
                       the parent's peak over fork and exec (it would report this
                       script's own memory for every child). Where /proc is missing,
                       ru_maxrss, and the JSON says so.
-    BLEU by length    greedy BLEU of the test pairs whose source has n words, by
-                      buckets of n (quintiles of the test split unless --buckets):
-                      the fixed-vector bottleneck made visible, if it is there
+    BLEU by length    greedy BLEU of the test pairs whose source has n words (or n
+                      source tokens, ``--length-in tokens``: for the character tasks,
+                      whose sources are one word), by buckets of n (quintiles of the
+                      test split unless --buckets): the fixed-vector bottleneck made
+                      visible, if it is there
 
 race.png draws BLEU against source length (left) and test BLEU against training
 time (right). Numbers from a dry run on a built-in task say nothing about
@@ -111,6 +113,8 @@ def parse_args(argv=None):
     p.add_argument("--length-penalty", type=float, default=0.6)
     p.add_argument("--buckets", default=None, metavar="N,N,...", help="upper bounds (in source words) of "
                    "the length buckets, e.g. 5,10,15,20 (default: the test split's quintiles)")
+    p.add_argument("--length-in", default="words", choices=["words", "tokens"], help="the unit of source "
+                   "length: words, or the source tokenizer's tokens (default: words)")
     p.add_argument("--backend", default="numpy", choices=["numpy", "cupy"])
     p.add_argument("--only", default=None, metavar="NAME,NAME", help="run these contestants only: "
                    + ", ".join(CONTESTANTS))
@@ -193,7 +197,8 @@ def run_race(args):
         argv = flags + width_flags(model_flags[1], width) + ["--out", run_dir, "--overwrite"]
         print(f"{name}: width {width}, {count:,} parameters; training {args.steps} steps ...", flush=True)
         spec = {"name": name, "label": label, "width": width, "argv": argv, "run_dir": run_dir,
-                "beam_size": args.beam_size, "length_penalty": args.length_penalty, "buckets": args.buckets}
+                "beam_size": args.beam_size, "length_penalty": args.length_penalty, "buckets": args.buckets,
+                "length_in": args.length_in}
         spec_path = os.path.join(out, "runs", f"{name}.spec.json")
         with open(spec_path, "w") as f:
             json.dump(spec, f)
@@ -210,7 +215,7 @@ def run_race(args):
         json.dump(report, f, indent=1)
     with open(os.path.join(out, "race.md"), "w", encoding="utf-8") as f:
         f.write(markdown(report))
-    plot(results, os.path.join(out, "race.png"))
+    plot(results, os.path.join(out, "race.png"), args.length_in)
     print(markdown(report))
     print(f"written: {os.path.join(out, 'race.md')}, race.json, race.png")
     return report
@@ -225,7 +230,8 @@ def machine(backend):
 def settings(args, base):
     corpus = args.data if args.data else f"--task {args.task} ({args.num_pairs:,} pairs)"
     return {"corpus": corpus, "steps": args.steps, "params_target": args.params, "layers": args.layers,
-            "batch_size": args.batch_size, "beam_size": args.beam_size, "train_flags": base}
+            "batch_size": args.batch_size, "beam_size": args.beam_size, "length_in": args.length_in,
+            "train_flags": base}
 
 
 def markdown(report):
@@ -243,7 +249,7 @@ def markdown(report):
                      f"{r['beam_sentences_per_s']:.1f} | {r['peak_rss_mib']:.0f} |")
     buckets = report["results"][0]["buckets"] if report["results"] else []
     if buckets:
-        lines += ["", "Greedy test BLEU by source length (words; n test pairs per bucket):", "",
+        lines += ["", f"Greedy test BLEU by source length ({s['length_in']}; n test pairs per bucket):", "",
                   "| model | " + " | ".join(f"{b['label']} (n={b['n']})" for b in buckets) + " |",
                   "| --- |" + " ---: |" * len(buckets)]
         for r in report["results"]:
@@ -251,7 +257,7 @@ def markdown(report):
     return "\n".join(lines) + "\n"
 
 
-def plot(results, path):
+def plot(results, path, length_in):
     from models.plots import plt, save_figure
     fig, (ax_len, ax_time) = plt.subplots(1, 2, figsize=(11, 4))
     for r in results:
@@ -261,7 +267,7 @@ def plot(results, path):
         ax_time.plot([r["train_seconds"]], [r["bleu_greedy"]], "o", markersize=8, label=r["label"])
         ax_time.annotate(f"{r['parameters'] / 1e6:.2f}M", (r["train_seconds"], r["bleu_greedy"]),
                          textcoords="offset points", xytext=(6, 4), fontsize=8)
-    ax_len.set(xlabel="source length (words)", ylabel="test BLEU (greedy)", title="BLEU by source length")
+    ax_len.set(xlabel=f"source length ({length_in})", ylabel="test BLEU (greedy)", title="BLEU by source length")
     ax_time.set(xlabel="training time (s), same step budget", ylabel="test BLEU (greedy)",
                 title="quality against training time")
     for ax in (ax_len, ax_time):
@@ -291,7 +297,11 @@ def run_child(spec_path):
     greedy, greedy_seconds = timed_decode(objective, model, batches, 1, 0.0)
     beam, beam_seconds = timed_decode(objective, model, batches, spec["beam_size"], spec["length_penalty"])
     sources = [s for s, _ in objective.pairs["test"]]
-    edges = bucket_edges([len(s.split()) for s in sources], spec["buckets"])
+    if spec["length_in"] == "tokens":
+        lengths = [len(objective.src_tok.encode(s)) for s in sources]
+    else:
+        lengths = [len(s.split()) for s in sources]
+    edges = bucket_edges(lengths, spec["buckets"])
     result = {
         "name": spec["name"], "label": spec["label"], "width": spec["width"], "flags": spec["argv"],
         "parameters": model.num_parameters(), "steps": metrics["steps"],
@@ -303,7 +313,7 @@ def run_child(spec_path):
         "beam_sentences_per_s": len(references) / beam_seconds,
         "peak_rss_mib": peak_kib / 1024, "peak_memory_method": peak_method,
         "test_pairs": len(references),
-        "buckets": bleu_by_length(sources, greedy, references, edges, config.lowercase),
+        "buckets": bleu_by_length(lengths, greedy, references, edges, config.lowercase),
     }
     for kind, outputs in (("greedy", greedy), ("beam", beam)):
         with open(os.path.join(spec["run_dir"], f"race_{kind}.txt"), "w", encoding="utf-8") as f:
@@ -381,11 +391,11 @@ def bucket_edges(lengths, given):
     return [e for e in edges if e < max(lengths)] + [max(lengths)]
 
 
-def bleu_by_length(sources, hypotheses, references, edges, lowercase):
-    """[{label, n, bleu}] for the test pairs whose source word count falls in each bucket."""
+def bleu_by_length(lengths, hypotheses, references, edges, lowercase):
+    """[{label, n, bleu}] for the test pairs whose source length falls in each bucket."""
     buckets, low = [], 1
     for high in edges:
-        chosen = [i for i, s in enumerate(sources) if low <= len(s.split()) <= high]
+        chosen = [i for i, n in enumerate(lengths) if low <= n <= high]
         label = f"{low}" if low == high else f"{low}-{high}"
         buckets.append({"label": label, "n": len(chosen),
                         "bleu": bleu([hypotheses[i] for i in chosen], [references[i] for i in chosen],

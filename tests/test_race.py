@@ -19,7 +19,7 @@ import train  # noqa: E402
 from models.objectives import make_objective  # noqa: E402
 
 TINY = ["--task", "reverse", "--num-pairs", "300", "--steps", "4", "--params", "12000", "--batch-size", "4",
-        "--beam-size", "2", "--layers", "1"]
+        "--beam-size", "2", "--layers", "1", "--length-in", "tokens", "--buckets", "4,7"]
 
 
 def test_a_tiny_race_writes_its_table_and_plot(tmp_path):
@@ -35,6 +35,7 @@ def test_a_tiny_race_writes_its_table_and_plot(tmp_path):
         assert abs(r["parameters"] - 12000) < 0.35 * 12000, (r["name"], r["parameters"])
         assert r["bleu_greedy_recomputed"] == r["bleu_greedy"], r["name"]
         assert sum(b["n"] for b in r["buckets"]) == r["test_pairs"] > 0
+        assert [b["label"] for b in r["buckets"]][:2] == ["1-4", "5-7"]          # reverse: 3..10 letters
         assert 0 < r["train_seconds"] < r["wall_seconds"]
         assert r["peak_rss_mib"] > 10 and r["greedy_sentences_per_s"] > 0 and r["beam_sentences_per_s"] > 0
         assert f"| {r['label']} | {r['width']} | {r['parameters']:,} |" in table
