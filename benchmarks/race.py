@@ -50,7 +50,9 @@ the race's decoded test outputs, ``race_greedy.txt`` and ``race_beam.txt``):
                       source tokens, ``--length-in tokens``: for the character tasks,
                       whose sources are one word), by buckets of n (quintiles of the
                       test split unless --buckets): the fixed-vector bottleneck made
-                      visible, if it is there
+                      visible, if it is there; beside it the exact match by bucket
+                      (BLEU counts word 4-grams: a one-word output, as in the
+                      reverse task, scores 0 however right it is)
 
 race.png draws BLEU against source length (left) and test BLEU against training
 time (right). Numbers from a dry run on a built-in task say nothing about
@@ -115,6 +117,8 @@ def parse_args(argv=None):
                    "the length buckets, e.g. 5,10,15,20 (default: the test split's quintiles)")
     p.add_argument("--length-in", default="words", choices=["words", "tokens"], help="the unit of source "
                    "length: words, or the source tokenizer's tokens (default: words)")
+    p.add_argument("--bucket-metric", default="bleu", choices=["bleu", "exact_match"], help="what race.png "
+                   "draws against source length (default: bleu; exact_match for one-word outputs)")
     p.add_argument("--backend", default="numpy", choices=["numpy", "cupy"])
     p.add_argument("--only", default=None, metavar="NAME,NAME", help="run these contestants only: "
                    + ", ".join(CONTESTANTS))
@@ -215,7 +219,7 @@ def run_race(args):
         json.dump(report, f, indent=1)
     with open(os.path.join(out, "race.md"), "w", encoding="utf-8") as f:
         f.write(markdown(report))
-    plot(results, os.path.join(out, "race.png"), args.length_in)
+    plot(results, os.path.join(out, "race.png"), args.length_in, args.bucket_metric)
     print(markdown(report))
     print(f"written: {os.path.join(out, 'race.md')}, race.json, race.png")
     return report
@@ -254,20 +258,28 @@ def markdown(report):
                   "| --- |" + " ---: |" * len(buckets)]
         for r in report["results"]:
             lines.append(f"| {r['label']} | " + " | ".join(f"{b['bleu']:.2f}" for b in r["buckets"]) + " |")
+        lines += ["", f"Greedy exact match by source length ({s['length_in']}):", "",
+                  "| model | " + " | ".join(b["label"] for b in buckets) + " |",
+                  "| --- |" + " ---: |" * len(buckets)]
+        for r in report["results"]:
+            lines.append(f"| {r['label']} | " + " | ".join(f"{b['exact_match']:.3f}" for b in r["buckets"])
+                         + " |")
     return "\n".join(lines) + "\n"
 
 
-def plot(results, path, length_in):
+def plot(results, path, length_in, bucket_metric):
     from models.plots import plt, save_figure
     fig, (ax_len, ax_time) = plt.subplots(1, 2, figsize=(11, 4))
     for r in results:
         labels = [b["label"] for b in r["buckets"]]
-        ax_len.plot(range(len(labels)), [b["bleu"] for b in r["buckets"]], "o-", label=r["label"])
+        ax_len.plot(range(len(labels)), [b[bucket_metric] for b in r["buckets"]], "o-", label=r["label"])
         ax_len.set_xticks(range(len(labels)), labels)
         ax_time.plot([r["train_seconds"]], [r["bleu_greedy"]], "o", markersize=8, label=r["label"])
         ax_time.annotate(f"{r['parameters'] / 1e6:.2f}M", (r["train_seconds"], r["bleu_greedy"]),
                          textcoords="offset points", xytext=(6, 4), fontsize=8)
-    ax_len.set(xlabel=f"source length ({length_in})", ylabel="test BLEU (greedy)", title="BLEU by source length")
+    name = {"bleu": "BLEU", "exact_match": "exact match"}[bucket_metric]
+    ax_len.set(xlabel=f"source length ({length_in})", ylabel=f"test {name} (greedy)",
+               title=f"{name} by source length")
     ax_time.set(xlabel="training time (s), same step budget", ylabel="test BLEU (greedy)",
                 title="quality against training time")
     for ax in (ax_len, ax_time):
@@ -392,16 +404,23 @@ def bucket_edges(lengths, given):
 
 
 def bleu_by_length(lengths, hypotheses, references, edges, lowercase):
-    """[{label, n, bleu}] for the test pairs whose source length falls in each bucket."""
+    """[{label, n, bleu, exact_match}] for the test pairs whose source length falls in each bucket
+    (exact match compared as train.py's evaluation does, lower-cased when the run is)."""
     buckets, low = [], 1
     for high in edges:
         chosen = [i for i, n in enumerate(lengths) if low <= n <= high]
         label = f"{low}" if low == high else f"{low}-{high}"
+        same = [_fold(hypotheses[i], lowercase) == _fold(references[i], lowercase) for i in chosen]
         buckets.append({"label": label, "n": len(chosen),
                         "bleu": bleu([hypotheses[i] for i in chosen], [references[i] for i in chosen],
-                                     lowercase)})
+                                     lowercase),
+                        "exact_match": sum(same) / len(chosen) if chosen else float("nan")})
         low = high + 1
     return buckets
+
+
+def _fold(text, lowercase):
+    return text.lower() if lowercase else text
 
 
 def main(argv=None):
