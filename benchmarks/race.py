@@ -268,19 +268,22 @@ def markdown(report):
 
 
 def plot(results, path, length_in, bucket_metric):
+    """Left: ``bucket_metric`` by source length; right: the same metric on the whole test
+    split against the training time (each point labelled with the parameter count)."""
     from models.plots import plt, save_figure
+    name = {"bleu": "BLEU", "exact_match": "exact match"}[bucket_metric]
+    overall = {"bleu": "bleu_greedy", "exact_match": "exact_match"}[bucket_metric]
     fig, (ax_len, ax_time) = plt.subplots(1, 2, figsize=(11, 4))
     for r in results:
         labels = [b["label"] for b in r["buckets"]]
         ax_len.plot(range(len(labels)), [b[bucket_metric] for b in r["buckets"]], "o-", label=r["label"])
         ax_len.set_xticks(range(len(labels)), labels)
-        ax_time.plot([r["train_seconds"]], [r["bleu_greedy"]], "o", markersize=8, label=r["label"])
-        ax_time.annotate(f"{r['parameters'] / 1e6:.2f}M", (r["train_seconds"], r["bleu_greedy"]),
+        ax_time.plot([r["train_seconds"]], [r[overall]], "o", markersize=8, label=r["label"])
+        ax_time.annotate(f"{r['parameters'] / 1e6:.2f}M", (r["train_seconds"], r[overall]),
                          textcoords="offset points", xytext=(6, 4), fontsize=8)
-    name = {"bleu": "BLEU", "exact_match": "exact match"}[bucket_metric]
     ax_len.set(xlabel=f"source length ({length_in})", ylabel=f"test {name} (greedy)",
                title=f"{name} by source length")
-    ax_time.set(xlabel="training time (s), same step budget", ylabel="test BLEU (greedy)",
+    ax_time.set(xlabel="training time (s), same step budget", ylabel=f"test {name} (greedy)",
                 title="quality against training time")
     for ax in (ax_len, ax_time):
         ax.grid(alpha=0.3)
@@ -400,13 +403,14 @@ def bucket_edges(lengths, given):
         edges = sorted(int(e) for e in given.split(","))
     else:
         edges = sorted({int(np.ceil(q)) for q in np.quantile(lengths, [0.2, 0.4, 0.6, 0.8])})
-    return [e for e in edges if e < max(lengths)] + [max(lengths)]
+    return [e for e in edges if min(lengths) <= e < max(lengths)] + [max(lengths)]
 
 
 def bleu_by_length(lengths, hypotheses, references, edges, lowercase):
     """[{label, n, bleu, exact_match}] for the test pairs whose source length falls in each bucket
-    (exact match compared as train.py's evaluation does, lower-cased when the run is)."""
-    buckets, low = [], 1
+    (exact match compared as train.py's evaluation does, lower-cased when the run is); the
+    first bucket starts at the shortest source."""
+    buckets, low = [], min(lengths)
     for high in edges:
         chosen = [i for i, n in enumerate(lengths) if low <= n <= high]
         label = f"{low}" if low == high else f"{low}-{high}"

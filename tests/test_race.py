@@ -37,7 +37,7 @@ def test_a_tiny_race_writes_its_table_and_plot(tmp_path):
         assert sum(b["n"] for b in r["buckets"]) == r["test_pairs"] > 0
         matches = sum(b["exact_match"] * b["n"] for b in r["buckets"]) / r["test_pairs"]
         assert abs(matches - r["exact_match"]) < 1e-9                            # train.py's, in buckets
-        assert [b["label"] for b in r["buckets"]][:2] == ["1-4", "5-7"]          # reverse: 3..10 letters
+        assert [b["label"] for b in r["buckets"]][:2] == ["3-4", "5-7"]          # reverse: 3..10 letters
         assert 0 < r["train_seconds"] < r["wall_seconds"]
         assert r["peak_rss_mib"] > 10 and r["greedy_sentences_per_s"] > 0 and r["beam_sentences_per_s"] > 0
         assert f"| {r['label']} | {r['width']} | {r['parameters']:,} |" in table
