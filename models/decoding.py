@@ -29,14 +29,16 @@ __all__ = ["Hypotheses", "greedy_decode", "beam_search", "length_penalty"]
 class Hypotheses:
     """Decoded outputs, one per source sentence (host-side lists).
 
-    tokens:    token ids, without the end-of-sequence token
-    scores:    log P(tokens + eos | source) under the model (without eos if it never came)
-    attention: per source, a list (one per output step) of attention weights from the
-               model (NumPy), or None when the model gives none or for beam search
+    tokens:            token ids, without the end-of-sequence token
+    scores:            log P(tokens + eos | source) under the model (without eos if it
+                       never came)
+    attention_weights: per source, a list (one per output step) of attention weights
+                       from the model (NumPy), or None when the model gives none or for
+                       beam search
     """
     tokens: list
     scores: list
-    attention: list = None
+    attention_weights: list = None
 
 
 def length_penalty(length, alpha):
@@ -57,17 +59,17 @@ def greedy_decode(model, src, src_lengths, bos_id, eos_id, max_len=50, keep_atte
         tokens = Tensor(xp.full((B,), bos_id, dtype="int64"))                  # (B,)
         finished = xp.zeros((B,), dtype=bool)                                  # (B,)
         scores = xp.zeros((B,), dtype="float64")                               # (B,)
-        steps, attention = [], []
+        steps, weights_per_step = [], []
         for _ in range(max_len):
-            logits, state, attn = model.step(encoded, state, tokens)           # (B, V)
+            logits, state, weights = model.step(encoded, state, tokens)        # (B, V)
             logp = log_softmax(logits, axis=-1).data                           # (B, V)
             best = logp.argmax(axis=-1)                                        # (B,)
             gained = xp.take_along_axis(logp, best[:, None], axis=-1)[:, 0]    # (B,)
             scores += xp.where(finished, 0.0, gained.astype("float64"))
             best = xp.where(finished, eos_id, best)
             steps.append(best)
-            if keep_attention and attn is not None:
-                attention.append(_host_attention(attn))
+            if keep_attention and weights is not None:
+                weights_per_step.append(_host_weights(weights))
             finished = finished | (best == eos_id)
             if bool(finished.all()):
                 break
@@ -75,9 +77,9 @@ def greedy_decode(model, src, src_lengths, bos_id, eos_id, max_len=50, keep_atte
         out = _backend.to_numpy(xp.stack(steps, axis=1))                       # (B, L)
         result = Hypotheses([_until_eos(row, eos_id) for row in out],
                             [float(s) for s in _backend.to_numpy(scores)])
-        if keep_attention and attention:
-            result.attention = [[_row(step, b) for step in attention[:len(result.tokens[b]) + 1]]
-                                for b in range(B)]
+        if keep_attention and weights_per_step:
+            result.attention_weights = [[_row(step, b) for step in weights_per_step[:len(result.tokens[b]) + 1]]
+                                        for b in range(B)]
         return result
 
 
@@ -194,11 +196,11 @@ def _until_eos(row, eos_id):
     return out
 
 
-def _host_attention(attn):
+def _host_weights(weights):
     """A step's attention weights to NumPy: (B, S) for RNNs, or per layer (B, h, S)."""
-    if isinstance(attn, (list, tuple)):
-        return [a.numpy() for a in attn]
-    return attn.numpy()
+    if isinstance(weights, (list, tuple)):
+        return [a.numpy() for a in weights]
+    return weights.numpy()
 
 
 def _row(step, b):

@@ -3,10 +3,10 @@ decoding, evaluation and plots are written once for all of them.
 
     encoded = model.encode(src, src_lengths)        # the source, read once
     state   = model.start(encoded)                  # the decoder before its first step
-    logits, state, attention = model.step(encoded, state, tokens)
+    logits, state, weights = model.step(encoded, state, tokens)
                                                     # one decoder step: (B, V), new state,
                                                     # attention weights or None
-    logits, attention = model(src, src_lengths, tgt_in)
+    logits, weights = model(src, src_lengths, tgt_in)
                                                     # teacher forcing: (B, T, V) for all steps
     encoded, state = model.select(encoded, state, index)
                                                     # keep batch rows ``index`` (beam search)

@@ -12,7 +12,7 @@
                               logits_t = W_out [s_t; c]
     attention="bahdanau"  (Bahdanau, Cho & Bengio, 2014, arXiv:1409.0473): the score
                           uses the PREVIOUS decoder state, and the context joins the input:
-                              a_t = softmax_s(v^T tanh(W_q s_{t-1} + W_k h_s))
+                              a_t = softmax_s(v_a^T tanh(W_q s_{t-1} + W_k h_s))
                               c_t = sum_s a_t,s h_s
                               s_t = RNN([E_tgt y_{t-1}; c_t], s_{t-1})
                               logits_t = W_out [s_t; c_t]
@@ -43,7 +43,12 @@ previous token y_{t-1}; with ``teacher_forcing < 1`` each example reads, with
 probability 1 - teacher_forcing, the model's own previous prediction instead
 (scheduled sampling, Bengio et al., 2015).
 
-Shapes: src (B, S), tgt_in (B, T) ids -> logits (B, T, V), attention (B, T, S).
+Shapes: src (B, S), tgt_in (B, T) ids -> logits (B, T, V), attention weights a (B, T, S).
+
+Names: ``attention`` (the constructor's argument, train.py's ``--attention``) is the
+kind, a string, kept in ``attention_kind``; ``attention_layer`` is the module that
+scores and averages (``nn.AdditiveAttention`` or ``nn.LuongAttention``); ``weights``
+are the a_t it returns.
 """
 from minigrad import backend as _backend
 from minigrad import nn
@@ -59,6 +64,18 @@ CELLS = {"gru": (nn.GRU, nn.GRUCell), "lstm": (nn.LSTM, nn.LSTMCell)}
 
 class RNNSeq2Seq(nn.Module):
     """An RNN encoder-decoder; see the module docstring for the equations.
+
+    >>> import minigrad as mg
+    >>> from models.seq2seq import RNNSeq2Seq
+    >>> model = RNNSeq2Seq(src_vocab=20, tgt_vocab=30, embed_dim=8, hidden_size=16,
+    ...                    attention="bahdanau")
+    >>> src = mg.Tensor([[5, 6, 7, 0]])                 # one sentence of 3 tokens, padded with 0
+    >>> tgt_in = mg.Tensor([[1, 9, 10]])                # <bos> and the target so far
+    >>> logits, weights = model(src, [3], tgt_in)
+    >>> logits.shape, weights.shape                     # weights: a_t over the source
+    ((1, 3, 30), (1, 3, 4))
+    >>> weights.numpy()[0, :, 3].tolist()               # the padding gets none
+    [0.0, 0.0, 0.0]
 
     Args:
         src_vocab, tgt_vocab: V_src, V_tgt.  embed_dim: E.  hidden_size: H (per direction).
@@ -101,9 +118,9 @@ class RNNSeq2Seq(nn.Module):
         self.decoder_cells = nn.ModuleList(
             Cell(E + extra if layer == 0 else H, H) for layer in range(L))
         if attention == "bahdanau":
-            self.attention = nn.AdditiveAttention(H, memory_size, H)
+            self.attention_layer = nn.AdditiveAttention(H, memory_size, H)
         elif attention.startswith("luong"):
-            self.attention = nn.LuongAttention(H, memory_size, score=attention[len("luong-"):])
+            self.attention_layer = nn.LuongAttention(H, memory_size, score=attention[len("luong-"):])
             self.combine = nn.Linear(memory_size + H, H, bias=False)    # W_c
         self.dropout = nn.Dropout(dropout)
         out_size = {"none": 2 * H, "bahdanau": H + memory_size}.get(attention, H)
@@ -124,7 +141,7 @@ class RNNSeq2Seq(nn.Module):
             encoded["context"] = encoded["h0"][-1]                          # (B, H) c = s_0 top layer
         else:
             # The key projection depends on the source only: once, not at every step.
-            encoded["keys"] = self.attention.project_keys(memory)           # (B, S, *)
+            encoded["keys"] = self.attention_layer.project_keys(memory)     # (B, S, *)
         return encoded
 
     def _bridge(self, final, name, activation):
@@ -180,8 +197,8 @@ class RNNSeq2Seq(nn.Module):
         return logits, new_state, weights
 
     def _attend(self, encoded, query):
-        return self.attention(query, encoded["memory"], key_padding_mask=encoded["src_padding"],
-                              projected_keys=encoded["keys"])
+        return self.attention_layer(query, encoded["memory"], key_padding_mask=encoded["src_padding"],
+                                    projected_keys=encoded["keys"])
 
     def _run_cells(self, x, state):
         """The L stacked cells for one step; dropout between layers."""
@@ -200,7 +217,8 @@ class RNNSeq2Seq(nn.Module):
 
     # -- teacher forcing ----------------------------------------------------------
     def forward(self, src, src_lengths, tgt_in, tgt_lengths=None):
-        """Logits (B, T, V) for every target position, and attention (B, T, S) or None.
+        """Logits (B, T, V) for every target position, and the attention weights (B, T, S)
+        or None.
 
         Each step reads tgt_in[:, t] (the true previous token), or, for a share
         1 - teacher_forcing of the examples in training, the model's own prediction.
@@ -222,8 +240,8 @@ class RNNSeq2Seq(nn.Module):
                 own = Tensor(logits.data.argmax(axis=-1))                   # (B,)
                 gold = backend.rng.random((B,)) < self.teacher_forcing      # (B,) on the device
                 tokens = Tensor(backend.xp.where(gold, tokens.data, own.data))
-        attention = stack(all_weights, axis=1) if all_weights[0] is not None else None   # (B, T, S)
-        return stack(all_logits, axis=1), attention                         # (B, T, V)
+        weights = stack(all_weights, axis=1) if all_weights[0] is not None else None   # (B, T, S)
+        return stack(all_logits, axis=1), weights                           # (B, T, V)
 
     def select(self, encoded, state, index):
         """Keep batch rows ``index`` of the encoding and the state (beam search)."""

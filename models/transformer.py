@@ -30,6 +30,18 @@ __all__ = ["TransformerSeq2Seq"]
 class TransformerSeq2Seq(nn.Module):
     """Shapes: src (B, S), tgt_in (B, T) token ids -> logits (B, T, V_tgt).
 
+    >>> import minigrad as mg
+    >>> from models.transformer import TransformerSeq2Seq
+    >>> model = TransformerSeq2Seq(src_vocab=20, tgt_vocab=30, d_model=16, nhead=4,
+    ...                            num_encoder_layers=1, num_decoder_layers=1, dim_feedforward=32)
+    >>> src, tgt_in = mg.Tensor([[5, 6, 7, 0]]), mg.Tensor([[1, 9, 10]])
+    >>> logits, weights = model(src, [3], tgt_in)
+    >>> logits.shape, weights                           # weights only when keep_attention is set
+    ((1, 3, 30), None)
+    >>> model.keep_attention = True
+    >>> [w.shape for w in model(src, [3], tgt_in)[1]]  # per decoder layer: (B, h, T, S)
+    [(1, 4, 3, 4)]
+
     Attention weights (for plots): ``forward`` and ``step`` return, per decoder
     layer, the memory-attention weights (B, h, T, S) when ``keep_attention`` is set.
     """
@@ -72,14 +84,16 @@ class TransformerSeq2Seq(nn.Module):
     def project(self, h):
         return self.generator(h)                                           # (B, T, V)
 
-    def _attention(self):
+    def _memory_attention_weights(self):
+        """Per decoder layer, the weights (B, h, T, S) it kept, or None unless ``keep_attention``."""
         if not self.keep_attention:
             return None
-        return [layer.attention for layer in self.transformer.decoder.layers]
+        return [layer.memory_attention_weights for layer in self.transformer.decoder.layers]
 
     # -- the interface (models/interface.py) ----------------------------------
     def forward(self, src, src_lengths, tgt_in, tgt_lengths=None):
-        """Teacher forcing: logits (B, T, V) for every target position, and attention."""
+        """Teacher forcing: logits (B, T, V) for every target position, and the memory-attention
+        weights (per layer (B, h, T, S), or None)."""
         self._set_keep_attention()
         src_padding, causal, tgt_padding = self.masks(src, src_lengths, tgt_in, tgt_lengths)
         memory = self.transformer.encoder(self.embed(self.src_embed, src),
@@ -87,7 +101,7 @@ class TransformerSeq2Seq(nn.Module):
         h = self.transformer.decoder(self.embed(self.tgt_embed, tgt_in), memory,
                                      tgt_mask=causal, tgt_key_padding_mask=tgt_padding,
                                      memory_key_padding_mask=src_padding)           # (B, T, D)
-        return self.project(h), self._attention()                                   # (B, T, V)
+        return self.project(h), self._memory_attention_weights()                    # (B, T, V)
 
     def encode(self, src, src_lengths):
         src_padding, _, _ = self.masks(src, src_lengths)
@@ -107,10 +121,10 @@ class TransformerSeq2Seq(nn.Module):
                                      memory_key_padding_mask=encoded["src_padding"],
                                      cache=state["cache"])                           # (B, 1, D)
         logits = self.project(h)[:, 0]                                               # (B, V)
-        attention = self._attention()
-        if attention is not None:
-            attention = [a[:, :, 0] for a in attention]                              # (B, h, S) per layer
-        return logits, {"cache": state["cache"], "position": state["position"] + 1}, attention
+        weights = self._memory_attention_weights()
+        if weights is not None:
+            weights = [a[:, :, 0] for a in weights]                                  # (B, h, S) per layer
+        return logits, {"cache": state["cache"], "position": state["position"] + 1}, weights
 
     def select(self, encoded, state, index):
         encoded = {"memory": encoded["memory"][index], "src_padding": encoded["src_padding"][index]}

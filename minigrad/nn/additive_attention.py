@@ -18,21 +18,33 @@ __all__ = ["AdditiveAttention", "check_inputs", "attend"]
 class AdditiveAttention(Module):
     """Additive (Bahdanau) attention: a small feed-forward net scores each key.
 
-        e_s   = v^T tanh(W_q q + W_k k_s + b)          score of key s for query q
+        e_s   = v_a^T tanh(W_q q + W_k k_s + b)        score of key s for query q
         a_s   = exp(e_s) / sum_s' exp(e_s')             attention weight (softmax over s)
-        c     = sum_s a_s v_s                           context vector
+        c     = sum_s a_s m_s                           context vector
+
+    >>> import minigrad as mg
+    >>> attention = mg.nn.AdditiveAttention(query_size=8, key_size=6, hidden_size=10)
+    >>> context, weights = attention(mg.randn(3, 8), mg.randn(3, 5, 6))   # one decoder step
+    >>> context.shape, weights.shape
+    ((3, 6), (3, 5))
+    >>> weights.numpy().sum(axis=-1).round(5).tolist()                     # a distribution per query
+    [1.0, 1.0, 1.0]
 
     Glossary (the paper's names in brackets):
         q      the query: the decoder state asking where to look [s_{i-1}]
         k_s    key s: the encoder state at source position s [h_j]
-        v_s    value s: what is averaged; the keys themselves unless given
+        m_s    value s, the memory that is averaged (``values``): the keys
+               themselves unless given [h_j again]
         W_q    ``query_proj.weight`` (H, Dq) [W_a]
         W_k, b ``key_proj.weight`` (H, Dk) and ``key_proj.bias`` (H,) [U_a]
-        v      ``v.weight`` (1, H), the row v^T [v_a]
+        v_a    the score vector: ``v.weight`` (1, H) is the row v_a^T [v_a]
         a_s    the attention weight of key s [alpha_ij]; c the context [c_i]
 
+    (The attribute keeps the short name ``v`` of PyTorch tutorials and of the saved
+    ``state_dict`` key ``v.weight``; it is the score vector, never the values.)
+
     Choices said out loud:
-        - v is a ``Linear(H, 1, bias=False)``, not a bare (H,) Parameter, so that
+        - v_a is a ``Linear(H, 1, bias=False)``, not a bare (H,) Parameter, so that
           all three weights are Linears with PyTorch's default initialization and
           the score line reads ``self.v(tanh(...))``.
         - The paper has no bias; many implementations add one to both projections.
@@ -59,7 +71,7 @@ class AdditiveAttention(Module):
     Shapes (B batch, S source length, T number of queries):
         query:            (B, Dq) for one decoder step, or (B, T, Dq) for T at once
         keys:             (B, S, Dk)
-        values:           (B, S, Dv); the keys when None (Dv = Dk)
+        values:           (B, S, Dv), the m_s; the keys when None (Dv = Dk)
         key_padding_mask: (B, S), boolean (True = padding) or float
         projected_keys:   (B, S, H), from ``project_keys(keys)``
         context:          (B, Dv) or (B, T, Dv)
@@ -73,7 +85,7 @@ class AdditiveAttention(Module):
         self.query_size, self.key_size, self.hidden_size = query_size, key_size, hidden_size
         self.query_proj = Linear(query_size, hidden_size, bias=False)    # W_q
         self.key_proj = Linear(key_size, hidden_size, bias=True)         # W_k, b
-        self.v = Linear(hidden_size, 1, bias=False)                      # v^T
+        self.v = Linear(hidden_size, 1, bias=False)                      # v_a^T, the score vector
 
     def project_keys(self, keys):
         """W_k k_s + b for every key: (B, S, Dk) -> (B, S, H). Once per source sentence."""

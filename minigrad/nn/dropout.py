@@ -8,6 +8,13 @@ __all__ = ["Dropout"]
 class Dropout(Module):
     """y = x * m / (1 - p), m ~ Bernoulli(1 - p), in training; y = x in eval.
 
+    >>> import minigrad as mg
+    >>> drop = mg.nn.Dropout(p=0.5)
+    >>> set(drop(mg.ones(4, 8)).numpy().ravel().tolist()) <= {0.0, 2.0}    # dropped or 1 / (1 - p)
+    True
+    >>> drop.eval()(mg.ones(2, 3)).numpy().tolist()                          # eval: the identity
+    [[1.0, 1.0, 1.0], [1.0, 1.0, 1.0]]
+
     Shapes: input and output any shape, the same.
     """
 

@@ -11,6 +11,13 @@ __all__ = ["Embedding"]
 class Embedding(Module):
     """y[..., :] = W[indices[...], :].
 
+    >>> import minigrad as mg
+    >>> table = mg.nn.Embedding(10, 4, padding_idx=0)
+    >>> table(mg.Tensor([[1, 2, 0]])).shape
+    (1, 3, 4)
+    >>> table.weight.data[0].tolist()                   # the padding row
+    [0.0, 0.0, 0.0, 0.0]
+
     Shapes:
         input  indices: (...) integers in [0, num_embeddings)
         output y:       (..., embedding_dim)

@@ -24,15 +24,17 @@ REDUCTIONS = ("mean", "sum", "none")
 def linear(x, weight, bias=None):
     """y = x W^T + b.   x (..., in), W (out, in), b (out,) -> y (..., out).
 
-    One op (``ops/nn_linear.py``): leading axes flattened, so any batch shape is
-    one matrix product; its composed form is ``linear_composed``.
+    One op (``minigrad/ops/nn_linear.py::linear_fused``): leading axes flattened, so
+    any batch shape is one matrix product; its composed form, the oracle, is
+    ``linear_composed`` below.
     """
     _check_linear(x, weight)
     return linear_fused(x, weight, bias)
 
 
 def linear_composed(x, weight, bias=None):
-    """``linear`` from matmul, transpose and add: the test oracle of the fused op."""
+    """``linear`` from matmul, transpose and add: the test oracle of the fused op
+    ``linear_fused`` (``minigrad/ops/nn_linear.py``, class ``Linear``)."""
     _check_linear(x, weight)
     lead = x.shape[:-1]
     y = matmul(x.reshape(math.prod(lead), x.shape[-1]), weight.T)   # (N, out)

@@ -17,6 +17,16 @@ class LayerNorm(Module):
     Shapes:
         input, output: (..., *normalized_shape)
         weight, bias:  normalized_shape
+
+    >>> import minigrad as mg
+    >>> norm = mg.nn.LayerNorm(8)
+    >>> y = norm(mg.randn(2, 5, 8) * 3 + 1)
+    >>> y.shape
+    (2, 5, 8)
+    >>> bool(abs(y.numpy().mean(axis=-1)).max() < 1e-5)       # each row: mean 0 ...
+    True
+    >>> bool(abs(y.numpy().std(axis=-1) - 1).max() < 1e-3)    # ... and standard deviation 1
+    True
     """
 
     def __init__(self, normalized_shape, eps=1e-5, elementwise_affine=True, bias=True):

@@ -13,6 +13,13 @@ __all__ = ["Linear"]
 class Linear(Module):
     """y = x W^T + b.
 
+    >>> import minigrad as mg
+    >>> layer = mg.nn.Linear(4, 3)
+    >>> layer(mg.randn(2, 5, 4)).shape              # any leading axes
+    (2, 5, 3)
+    >>> layer.weight.shape, layer.bias.shape
+    ((3, 4), (3,))
+
     Shapes:
         input  x: (..., in_features)
         output y: (..., out_features)

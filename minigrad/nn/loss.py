@@ -16,6 +16,12 @@ class CrossEntropyLoss(Module):
     ``F.cross_entropy`` (its docstring and ``minigrad/ops/nn_cross_entropy.py`` carry
     the formula and its gradient, softmax(x) - q).
 
+    >>> import minigrad as mg
+    >>> criterion = mg.nn.CrossEntropyLoss()
+    >>> logits = mg.zeros(2, 4)                        # every class equally likely
+    >>> round(criterion(logits, mg.Tensor([0, 3])).item(), 4)     # log 4
+    1.3863
+
     Args (PyTorch's; the options after ``weight`` by keyword only):
         weight:          per-class weights; not supported (must be None).
         ignore_index:    a target value that adds nothing to the loss (padding).
@@ -56,6 +62,10 @@ class CrossEntropyLoss(Module):
 
 class MSELoss(Module):
     """The mean squared error (1/N) sum_i (input_i - target_i)^2: ``F.mse_loss``.
+
+    >>> import minigrad as mg
+    >>> mg.nn.MSELoss()(mg.Tensor([1.0, 2.0]), mg.Tensor([1.0, 4.0])).item()     # (0 + 4) / 2
+    2.0
 
     Args: reduction: "mean", "sum" or "none" (every squared difference).
 

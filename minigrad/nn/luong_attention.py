@@ -20,12 +20,23 @@ class LuongAttention(Module):
         concat:   score(h_t, h_s) = v_a^T tanh(W_a [h_t; h_s])
 
         a_t(s) = exp(score(h_t, h_s)) / sum_s' exp(score(h_t, h_s'))    (eq. 7)
-        c_t    = sum_s a_t(s) h_s                                         the context
+        c_t    = sum_s a_t(s) m_s                                         the context
+
+    >>> import minigrad as mg
+    >>> attention = mg.nn.LuongAttention(query_size=8, key_size=6, score="general")
+    >>> keys = mg.randn(3, 5, 6)
+    >>> padding = mg.Tensor([[False] * 5, [False] * 3 + [True] * 2, [False] * 5])
+    >>> context, weights = attention(mg.randn(3, 8), keys, key_padding_mask=padding)
+    >>> context.shape, weights.shape
+    ((3, 6), (3, 5))
+    >>> weights.numpy()[1, 3:].tolist()                  # padded keys get no weight
+    [0.0, 0.0]
 
     Glossary:
         h_t    the query: the decoder's top hidden state at target step t
         h_s    key s: the encoder's top hidden state at source position s (the paper's h-bar_s)
-        v_s    value s: what is averaged; the keys themselves unless given
+        m_s    value s, the memory that is averaged (``values``): the keys h_s
+               themselves unless given (as in the paper)
         a_t(s) the attention weight of key s; c_t the context vector
 
     The weights (PyTorch's ``Linear`` layout, y = x W^T):
@@ -35,7 +46,8 @@ class LuongAttention(Module):
         concat:  W_a is (H, Dq + Dk) and acts on the concatenation [h_t; h_s].
             Split by columns, W_a = [W_q | W_k], it is W_a [h_t; h_s] = W_q h_t + W_k h_s,
             so it is kept as two Linears without bias, ``query_proj.weight`` W_q (H, Dq)
-            and ``key_proj.weight`` W_k (H, Dk), and ``v.weight`` is v_a^T, (1, H).
+            and ``key_proj.weight`` W_k (H, Dk), and ``v.weight`` is v_a^T, (1, H):
+            the score vector (never the values).
             The split form never builds the (B, T, S, Dq + Dk) concatenation, and
             W_k h_s can be computed once. (This is Bahdanau's additive score
             without its bias; see ``AdditiveAttention``.)
@@ -60,7 +72,7 @@ class LuongAttention(Module):
     Shapes (B batch, S source length, T number of queries):
         query:            (B, Dq) for one decoder step, or (B, T, Dq) for T at once
         keys:             (B, S, Dk)
-        values:           (B, S, Dv); the keys when None (Dv = Dk)
+        values:           (B, S, Dv), the m_s; the keys when None (Dv = Dk)
         key_padding_mask: (B, S), boolean (True = padding) or float
         projected_keys:   (B, S, Dk) dot, (B, S, Dq) general, (B, S, H) concat
         context:          (B, Dv) or (B, T, Dv)

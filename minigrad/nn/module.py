@@ -31,7 +31,22 @@ class StateDictError(KeyError):
 
 
 class Module:
-    """Base class of every layer. Subclasses define ``forward``; call the module."""
+    """Base class of every layer. Subclasses define ``forward``; call the module.
+
+    >>> import minigrad as mg
+    >>> class TwoLayer(mg.nn.Module):
+    ...     def __init__(self):
+    ...         super().__init__()
+    ...         self.hidden = mg.nn.Linear(4, 8)         # assigned: registered by name
+    ...         self.out = mg.nn.Linear(8, 2)
+    ...     def forward(self, x):
+    ...         return self.out(mg.relu(self.hidden(x)))
+    >>> net = TwoLayer()
+    >>> net(mg.randn(3, 4)).shape
+    (3, 2)
+    >>> [name for name, _ in net.named_parameters()]
+    ['hidden.weight', 'hidden.bias', 'out.weight', 'out.bias']
+    """
 
     def __init__(self):
         object.__setattr__(self, "_parameters", OrderedDict())
@@ -291,7 +306,13 @@ def _move(array, backend):
 
 
 class ModuleList(Module):
-    """A list of modules, registered as "0", "1", ... (``layers.0.linear1.weight``)."""
+    """A list of modules, registered as "0", "1", ... (``layers.0.linear1.weight``).
+
+    >>> import minigrad as mg
+    >>> layers = mg.nn.ModuleList(mg.nn.Linear(4, 4) for _ in range(2))
+    >>> list(layers.state_dict())
+    ['0.weight', '0.bias', '1.weight', '1.bias']
+    """
 
     def __init__(self, modules=()):
         super().__init__()
@@ -322,7 +343,13 @@ class ModuleList(Module):
 
 
 class Sequential(ModuleList):
-    """Modules applied one after the other: ``Sequential(a, b)(x) == b(a(x))``."""
+    """Modules applied one after the other: ``Sequential(a, b)(x) == b(a(x))``.
+
+    >>> import minigrad as mg
+    >>> net = mg.nn.Sequential(mg.nn.Linear(4, 8), mg.nn.ReLU(), mg.nn.Linear(8, 2))
+    >>> net(mg.randn(3, 4)).shape
+    (3, 2)
+    """
 
     def __init__(self, *modules):
         super().__init__(modules)

@@ -4,7 +4,12 @@
     head_i             = Attention(Q W_i^Q, K W_i^K, V W_i^V)
     Attention(q, k, v) = softmax(q k^T / sqrt(d_k) + M) v          (scaled_dot_product.py)
 
-Glossary: E = embed_dim = d_model, h = num_heads, d_k = d_v = E / h.
+Glossary: E = embed_dim = d_model, h = num_heads, d_k = d_v = E / h. The equations
+are the paper's, in its layout (a row vector times a matrix): W_i^Q, W_i^K, W_i^V
+are (E, d_k), W^O is (h d_v, E) = (E, E). The parameters are PyTorch's, in
+``Linear``'s layout (y = x W^T + b): each stored matrix is the paper's transposed,
+and the biases are PyTorch's addition (the paper has none). The class docstring
+maps one onto the other.
 """
 import math
 
@@ -51,12 +56,28 @@ class KVCache:
 class MultiheadAttention(Module):
     """h attention heads in parallel on learned projections of the queries, keys and values.
 
-    The h projections W_i^Q (E, d_k) are the column blocks of one matrix, and PyTorch
+    >>> import minigrad as mg
+    >>> mha = mg.nn.MultiheadAttention(embed_dim=16, num_heads=4)
+    >>> x = mg.randn(2, 5, 16)
+    >>> out, weights = mha(x, x, x)                    # self-attention
+    >>> out.shape, weights.shape                       # weights averaged over the heads
+    ((2, 5, 16), (2, 5, 5))
+
+    The paper's h projections W_i^Q (E, d_k), side by side, are one (E, E) matrix
+    W^Q = [W_1^Q | ... | W_h^Q] (column block i is head i's). PyTorch stores its
+    transpose W_q = (W^Q)^T, in which head i's block is rows i d_k : (i + 1) d_k, and
     packs the three (Q, K, V) into one parameter, as here:
 
-        in_proj_weight (3E, E) = [W^Q; W^K; W^V] (rows 0:E, E:2E, 2E:3E), x W^T convention
-        in_proj_bias   (3E,)   = [b^Q; b^K; b^V]
-        out_proj               = Linear(E, E): W^O and its bias
+        in_proj_weight  (3E, E) = [W_q; W_k; W_v] = [(W^Q)^T; (W^K)^T; (W^V)^T]
+                                  (rows 0:E, E:2E, 2E:3E)
+        in_proj_bias    (3E,)   = [b_q; b_k; b_v]
+        out_proj.weight (E, E)  = (W^O)^T;  out_proj.bias (E,) = b_o
+
+    so the projected queries query W_q^T + b_q = query W^Q + b_q are (B, T, E), and
+    their columns i d_k : (i + 1) d_k are head i's, query W_i^Q (plus its bias slice);
+    likewise keys and values; the output is Concat(heads) W_o^T + b_o, the paper's
+    Concat(heads) W^O plus a bias. (The paper's Q, K, V are this layer's inputs
+    query, key, value.)
 
     Masks (one convention in minigrad, ``torch.nn.MultiheadAttention``'s): a boolean
     mask is True where attention is NOT allowed, a float mask is added to the scores.
@@ -115,7 +136,7 @@ class MultiheadAttention(Module):
         self._check(query, key, value)
         B, T, E = query.shape
 
-        # 1. Project: Q = query W^Q^T + b^Q, and so on (one matmul for self-attention),
+        # 1. Project: Q = query W_q^T + b_q, and so on (one matmul for self-attention),
         # 2. and split E into h heads of d_k: (B, L, E) -> (B, h, L, d_k).
         if cache is not None and cache.static and cache.k is not None:
             q = self._split_heads(self.project_query(query))         # (B, h, T, d_k)
@@ -140,7 +161,7 @@ class MultiheadAttention(Module):
         heads, weights = attention(q, k, v, masks, 1.0 / math.sqrt(self.head_dim),
                                    self.dropout, self.training)     # (B, h, T, d_k), (B, h, T, S)
 
-        # 6. Concatenate the heads and mix them: Concat(head_1..h) W^O.
+        # 6. Concatenate the heads and mix them: Concat(head_1..h) W^O = Concat(...) W_o^T + b_o.
         heads = heads.transpose(0, 2, 1, 3).reshape(B, T, E)        # (B, T, E)
         output = self.out_proj(heads)                               # (B, T, E)
 
@@ -153,7 +174,9 @@ class MultiheadAttention(Module):
         return output, weights
 
     def in_projection(self, query, key, value):
-        """(Q, K, V) = (query W^Q^T + b^Q, key W^K^T + b^K, value W^V^T + b^V).
+        """(Q, K, V) = (query W_q^T + b_q, key W_k^T + b_k, value W_v^T + b_v), with
+        W_q, W_k, W_v the row blocks of ``in_proj_weight`` (the paper's W^Q, W^K, W^V
+        transposed).
 
         Self-attention (query, key and value one tensor) is one (3E, E) matmul; for
         encoder-decoder attention (key is value) K and V share one (2E, E) matmul.
@@ -173,7 +196,7 @@ class MultiheadAttention(Module):
         return q, linear(key, W_k, b_k), linear(value, W_v, b_v)
 
     def project_query(self, query):
-        """Q = query W^Q^T + b^Q alone: (B, T, E)."""
+        """Q = query W_q^T + b_q alone: (B, T, E)."""
         E = self.embed_dim
         W_q = self.in_proj_weight[:E]                               # (E, E)
         b_q = self.in_proj_bias[:E] if self.in_proj_bias is not None else None

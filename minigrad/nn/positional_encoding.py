@@ -1,11 +1,12 @@
 """Sinusoidal positional encoding (Vaswani et al., 2017, "Attention Is All You Need", §3.5).
 
-    PE(pos, 2i)     = sin(pos / 10000^(2i / d_model))
-    PE(pos, 2i + 1) = cos(pos / 10000^(2i / d_model))
+    PE(pos, 2i)     = sin(omega_i pos)
+    PE(pos, 2i + 1) = cos(omega_i pos),      omega_i = 1 / 10000^(2i / d_model)
 
-Each pair of dimensions is a sinusoid of its own wavelength, from 2 pi to
-10000 * 2 pi, so PE(pos + k) is a linear function (a rotation) of PE(pos) for any
-fixed offset k: the paper's reason for choosing it.
+Each pair of dimensions is a sinusoid of its own angular frequency omega_i, from 1
+down to 1/10000 radians per position (a wavelength 2 pi / omega_i from 2 pi to
+10000 * 2 pi positions), so PE(pos + k) is a linear function (a rotation by the
+angles omega_i k) of PE(pos) for any fixed offset k: the paper's reason for choosing it.
 """
 import math
 
@@ -21,10 +22,10 @@ def sinusoidal_positional_encoding(length, d_model, dtype="float32", backend=Non
     """The table PE of shape (length, d_model) on ``backend`` (the default one if None)."""
     xp = (_backend.backend_by_name(backend) if backend else _backend.current_backend()).xp
     position = xp.arange(length, dtype="float64")[:, None]                       # (L, 1)
-    # 1 / 10000^(2i / d_model) = exp(-2i ln(10000) / d_model)
-    inv_wavelength = xp.exp(xp.arange(0, d_model, 2, dtype="float64")
-                            * (-math.log(10000.0) / d_model))                   # (ceil(D/2),)
-    angle = position * inv_wavelength                                            # (L, ceil(D/2))
+    # omega_i = 1 / 10000^(2i / d_model) = exp(-2i ln(10000) / d_model), radians per position
+    angular_frequency = xp.exp(xp.arange(0, d_model, 2, dtype="float64")
+                               * (-math.log(10000.0) / d_model))                # (ceil(D/2),)
+    angle = position * angular_frequency                                         # (L, ceil(D/2))
     pe = xp.zeros((length, d_model), dtype="float64")
     pe[:, 0::2] = xp.sin(angle)                                                  # even dims
     pe[:, 1::2] = xp.cos(angle[:, : d_model // 2])                               # odd dims
@@ -33,6 +34,13 @@ def sinusoidal_positional_encoding(length, d_model, dtype="float32", backend=Non
 
 class PositionalEncoding(Module):
     """y = dropout(x + PE[start : start + T]).
+
+    >>> import minigrad as mg
+    >>> pe = mg.nn.PositionalEncoding(d_model=8, max_len=100)
+    >>> pe(mg.zeros(2, 5, 8)).shape
+    (2, 5, 8)
+    >>> pe(mg.zeros(1, 1, 8)).numpy()[0, 0].tolist()    # position 0: sin 0 = 0, cos 0 = 1
+    [0.0, 1.0, 0.0, 1.0, 0.0, 1.0, 0.0, 1.0]
 
     The table is computed once for ``max_len`` positions and kept as a
     non-persistent buffer: it is a fixed function, not learned, so it is not in

@@ -7,7 +7,7 @@ outputs of the layer below; a bidirectional layer runs a second cell, with its o
 weights (names ending ``_reverse``), over t = T-1..0 and concatenates the two
 outputs of each step, forward half first.
 
-For each layer and direction the input projections of all T steps, gi_t =
+For each layer and direction the input projections of all T steps, x_proj_t =
 x_t W_ih^T + b_ih, are one matrix product; only the hidden projection h W_hh^T
 waits for the previous step. The time loop of a direction is then one fused op
 (``gru_sequence_fused`` / ``lstm_sequence_fused`` of ``minigrad/ops/``): it runs
@@ -116,12 +116,12 @@ class _RNNBase(Module):
         return tuple(getattr(self, name + suffix)
                      for name in ("weight_ih", "weight_hh", "bias_ih", "bias_hh"))
 
-    def _step(self, gi, state, weight_hh, bias_hh):
+    def _step(self, x_proj, state, weight_hh, bias_hh):
         """The cell's step: a tuple of states (B, H) -> the next tuple."""
         raise NotImplementedError
 
-    def _sequence(self, gi, state, weight_hh, bias_hh, mask, reverse):
-        """The cell's fused op over a whole direction: gi (T, B, G*H), mask a (T, B, 1)
+    def _sequence(self, x_proj, state, weight_hh, bias_hh, mask, reverse):
+        """The cell's fused op over a whole direction: x_proj (T, B, G*H), mask a (T, B, 1)
         boolean array or None -> outputs (T, B, H) and the final state tuple."""
         raise NotImplementedError
 
@@ -167,20 +167,22 @@ class _RNNBase(Module):
         """One layer in one direction: x (T, B, I_layer) -> outputs (T, B, H) and the
         final state tuple, each (B, H). ``mask``: the (T, B, 1) boolean Tensor or None."""
         weight_ih, weight_hh, bias_ih, bias_hh = weights
-        gi = linear(x, weight_ih, bias_ih)                # (T, B, G*H): one product for all steps
+        x_proj = linear(x, weight_ih, bias_ih)            # (T, B, G*H): one product for all steps
         if self.fused_sequence:
-            return self._sequence(gi, state, weight_hh, bias_hh,
+            return self._sequence(x_proj, state, weight_hh, bias_hh,
                                   None if mask is None else mask.data, reverse)
-        return self._step_loop(gi, state, weight_hh, bias_hh, mask, reverse)
+        return self._step_loop(x_proj, state, weight_hh, bias_hh, mask, reverse)
 
-    def _step_loop(self, gi, state, weight_hh, bias_hh, mask, reverse):
-        """The direction as a Python loop over ``_step``: the fused op's test oracle."""
-        T = gi.shape[0]
-        gi = _unbind(gi)                                                  # T of (B, G*H)
+    def _step_loop(self, x_proj, state, weight_hh, bias_hh, mask, reverse):
+        """The direction as a Python loop over ``_step``: the test oracle of the fused ops
+        ``gru_sequence_fused`` (``minigrad/ops/nn_gru_sequence.py``) and
+        ``lstm_sequence_fused`` (``minigrad/ops/nn_lstm_sequence.py``)."""
+        T = x_proj.shape[0]
+        x_proj = _unbind(x_proj)                                          # T of (B, G*H)
         masks = None if mask is None else [Tensor(mask.data[t]) for t in range(T)]  # T of (B, 1)
         outputs = [None] * T
         for t in (range(T - 1, -1, -1) if reverse else range(T)):
-            new = self._step(gi[t], state, weight_hh, bias_hh)            # each (B, H)
+            new = self._step(x_proj[t], state, weight_hh, bias_hh)        # each (B, H)
             if masks is None:
                 outputs[t] = new[0]
             else:
@@ -231,6 +233,14 @@ class GRU(_RNNBase):
     between layers in training. Glossary, lengths, and the comparison with PyTorch's
     packed sequences: see the module docstring.
 
+    >>> import minigrad as mg
+    >>> gru = mg.nn.GRU(4, 8, num_layers=2, bidirectional=True)
+    >>> output, h_n = gru(mg.randn(3, 5, 4), lengths=[5, 2, 4])    # a padded batch
+    >>> output.shape, h_n.shape
+    ((3, 5, 16), (4, 3, 8))
+    >>> output.numpy()[1, 2:].tolist() == [[0.0] * 16] * 3         # zero after length 2
+    True
+
     Args: as ``torch.nn.GRU`` (``batch_first`` defaults to True here).
 
     Shapes (D = 2 if bidirectional else 1, L = num_layers):
@@ -253,12 +263,12 @@ class GRU(_RNNBase):
     num_gates = 3
     state_names = ("hx",)
 
-    def _step(self, gi, state, weight_hh, bias_hh):
+    def _step(self, x_proj, state, weight_hh, bias_hh):
         (h,) = state
-        return (gru_step(gi, h, weight_hh, bias_hh),)
+        return (gru_step(x_proj, h, weight_hh, bias_hh),)
 
-    def _sequence(self, gi, state, weight_hh, bias_hh, mask, reverse):
-        output, h = gru_sequence_fused(gi, state[0], weight_hh, bias_hh, mask, reverse)
+    def _sequence(self, x_proj, state, weight_hh, bias_hh, mask, reverse):
+        output, h = gru_sequence_fused(x_proj, state[0], weight_hh, bias_hh, mask, reverse)
         return output, (h,)                                               # (T, B, H), (B, H)
 
     def forward(self, x, hx=None, lengths=None):
@@ -283,6 +293,12 @@ class LSTM(_RNNBase):
     between layers in training. Glossary, lengths, and the comparison with PyTorch's
     packed sequences: see the module docstring.
 
+    >>> import minigrad as mg
+    >>> lstm = mg.nn.LSTM(4, 8, num_layers=2)
+    >>> output, (h_n, c_n) = lstm(mg.randn(3, 5, 4))
+    >>> output.shape, h_n.shape, c_n.shape
+    ((3, 5, 8), (2, 3, 8), (2, 3, 8))
+
     Args: as ``torch.nn.LSTM`` without ``proj_size`` (``batch_first`` defaults to
     True here).
 
@@ -306,12 +322,12 @@ class LSTM(_RNNBase):
     num_gates = 4
     state_names = ("h_0", "c_0")
 
-    def _step(self, gi, state, weight_hh, bias_hh):
+    def _step(self, x_proj, state, weight_hh, bias_hh):
         h, c = state
-        return lstm_step(gi, h, c, weight_hh, bias_hh)
+        return lstm_step(x_proj, h, c, weight_hh, bias_hh)
 
-    def _sequence(self, gi, state, weight_hh, bias_hh, mask, reverse):
-        output, h, c = lstm_sequence_fused(gi, state[0], state[1], weight_hh, bias_hh, mask, reverse)
+    def _sequence(self, x_proj, state, weight_hh, bias_hh, mask, reverse):
+        output, h, c = lstm_sequence_fused(x_proj, state[0], state[1], weight_hh, bias_hh, mask, reverse)
         return output, (h, c)                                             # (T, B, H), (B, H) x 2
 
     def forward(self, x, hx=None, lengths=None):

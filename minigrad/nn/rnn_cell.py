@@ -1,8 +1,8 @@
 """Recurrent cells: ``GRUCell`` and ``LSTMCell``, one time step each, as PyTorch.
 
 The step math lives in two functions, ``gru_step`` and ``lstm_step``, that start
-from the input projection gi = x W_ih^T + b_ih already computed. A cell computes gi
-for its one step; the sequence layers (``minigrad.nn.rnn``) compute it for all time
+from the input projection x_proj = x W_ih^T + b_ih already computed. A cell computes
+x_proj for its one step; the sequence layers (``minigrad.nn.rnn``) compute it for all time
 steps with one matrix product and call the same functions step by step, so one
 piece of code is the math of both.
 
@@ -48,54 +48,58 @@ def check_positive_int(owner, name, value):
 
 
 def _hidden_projection(h, weight_hh, bias_hh):
-    """gh = h W_hh^T + b_hh: h (B, H) -> (B, G*H)."""
-    gh = matmul(h, weight_hh.T)                                   # (B, G*H)
-    return gh if bias_hh is None else gh + bias_hh
+    """h_proj = h W_hh^T + b_hh: h (B, H) -> (B, G*H)."""
+    h_proj = matmul(h, weight_hh.T)                               # (B, G*H)
+    return h_proj if bias_hh is None else h_proj + bias_hh
 
 
-def gru_step(gi, h, weight_hh, bias_hh=None):
+def gru_step(x_proj, h, weight_hh, bias_hh=None):
     """One GRU step (the fused op): h' (B, H); the equations are gru_step_composed's."""
-    return gru_step_fused(gi, h, weight_hh, bias_hh)
+    return gru_step_fused(x_proj, h, weight_hh, bias_hh)
 
 
-def lstm_step(gi, h, c, weight_hh, bias_hh=None):
+def lstm_step(x_proj, h, c, weight_hh, bias_hh=None):
     """One LSTM step (the fused op): (h', c'); the equations are lstm_step_composed's."""
-    return lstm_step_fused(gi, h, c, weight_hh, bias_hh)
+    return lstm_step_fused(x_proj, h, c, weight_hh, bias_hh)
 
 
-def gru_step_composed(gi, h, weight_hh, bias_hh=None):
-    """One GRU step from the input projection gi = x W_ih^T + b_ih.
+def gru_step_composed(x_proj, h, weight_hh, bias_hh=None):
+    """One GRU step from the input projection x_proj = x W_ih^T + b_ih.
 
-        r  = sigma(gi_r + W_hr h + b_hr)
-        z  = sigma(gi_z + W_hz h + b_hz)
-        n  = tanh(gi_n + r (.) (W_hn h + b_hn))
+        r  = sigma(x_proj_r + W_hr h + b_hr)
+        z  = sigma(x_proj_z + W_hz h + b_hz)
+        n  = tanh(x_proj_n + r (.) (W_hn h + b_hn))
         h' = (1 - z) (.) n + z (.) h
 
-    gi (B, 3H), h (B, H), weight_hh (3H, H), bias_hh (3H,) or None -> h' (B, H).
+    x_proj (B, 3H), h (B, H), weight_hh (3H, H), bias_hh (3H,) or None -> h' (B, H).
+
+    The test oracle of the fused op ``gru_step_fused`` (``minigrad/ops/nn_gru_step.py``).
     """
-    gh = _hidden_projection(h, weight_hh, bias_hh)                # (B, 3H)
-    i_r, i_z, i_n = split(gi, 3, axis=-1)                         # each (B, H)
-    h_r, h_z, h_n = split(gh, 3, axis=-1)                         # each (B, H)
-    r = sigmoid(i_r + h_r)                                        # reset gate
-    z = sigmoid(i_z + h_z)                                        # update gate
-    n = tanh(i_n + r * h_n)                                       # candidate state
+    h_proj = _hidden_projection(h, weight_hh, bias_hh)            # (B, 3H)
+    x_proj_r, x_proj_z, x_proj_n = split(x_proj, 3, axis=-1)      # each (B, H)
+    h_proj_r, h_proj_z, h_proj_n = split(h_proj, 3, axis=-1)      # each (B, H)
+    r = sigmoid(x_proj_r + h_proj_r)                              # reset gate
+    z = sigmoid(x_proj_z + h_proj_z)                              # update gate
+    n = tanh(x_proj_n + r * h_proj_n)                             # candidate state
     return (1 - z) * n + z * h
 
 
-def lstm_step_composed(gi, h, c, weight_hh, bias_hh=None):
-    """One LSTM step from the input projection gi = x W_ih^T + b_ih.
+def lstm_step_composed(x_proj, h, c, weight_hh, bias_hh=None):
+    """One LSTM step from the input projection x_proj = x W_ih^T + b_ih.
 
-        i  = sigma(gi_i + W_hi h + b_hi)
-        f  = sigma(gi_f + W_hf h + b_hf)
-        g  = tanh(gi_g + W_hg h + b_hg)
-        o  = sigma(gi_o + W_ho h + b_ho)
+        i  = sigma(x_proj_i + W_hi h + b_hi)
+        f  = sigma(x_proj_f + W_hf h + b_hf)
+        g  = tanh(x_proj_g + W_hg h + b_hg)
+        o  = sigma(x_proj_o + W_ho h + b_ho)
         c' = f (.) c + i (.) g
         h' = o (.) tanh(c')
 
-    gi (B, 4H), h and c (B, H), weight_hh (4H, H), bias_hh (4H,) or None
+    x_proj (B, 4H), h and c (B, H), weight_hh (4H, H), bias_hh (4H,) or None
     -> (h', c'), each (B, H).
+
+    The test oracle of the fused op ``lstm_step_fused`` (``minigrad/ops/nn_lstm_step.py``).
     """
-    gates = gi + _hidden_projection(h, weight_hh, bias_hh)        # (B, 4H)
+    gates = x_proj + _hidden_projection(h, weight_hh, bias_hh)    # (B, 4H)
     i, f, g, o = split(gates, 4, axis=-1)                         # each (B, H)
     i, f, g, o = sigmoid(i), sigmoid(f), tanh(g), sigmoid(o)
     c = f * c + i * g
@@ -168,6 +172,12 @@ class GRUCell(_CellBase):
     product. Both are GRUs; this one lets all three hidden projections be one
     matrix product. Symbols: see the module docstring.
 
+    >>> import minigrad as mg
+    >>> cell = mg.nn.GRUCell(4, 8)
+    >>> h = cell(mg.randn(3, 4))                       # h = 0 before the first step
+    >>> cell(mg.randn(3, 4), h).shape
+    (3, 8)
+
     Args:
         input_size: I.  hidden_size: H.  bias: whether to learn b_ih and b_hh.
 
@@ -186,8 +196,8 @@ class GRUCell(_CellBase):
     def forward(self, x, hx=None):
         x, unbatched = self._batched_input(x)                      # (B, I)
         h = self._batched_state(hx, x, unbatched, "hx")            # (B, H)
-        gi = linear(x, self.weight_ih, self.bias_ih)               # (B, 3H)
-        h = gru_step(gi, h, self.weight_hh, self.bias_hh)          # (B, H)
+        x_proj = linear(x, self.weight_ih, self.bias_ih)           # (B, 3H)
+        h = gru_step(x_proj, h, self.weight_hh, self.bias_hh)      # (B, H)
         return h.reshape(self.hidden_size) if unbatched else h
 
 
@@ -205,6 +215,13 @@ class LSTMCell(_CellBase):
         h' = o (.) tanh(c')
 
     No peephole connections, as PyTorch. Symbols: see the module docstring.
+
+    >>> import minigrad as mg
+    >>> cell = mg.nn.LSTMCell(4, 8)
+    >>> h, c = cell(mg.randn(3, 4))                    # h = c = 0 before the first step
+    >>> h, c = cell(mg.randn(3, 4), (h, c))
+    >>> h.shape, c.shape
+    ((3, 8), (3, 8))
 
     Args:
         input_size: I.  hidden_size: H.  bias: whether to learn b_ih and b_hh.
@@ -229,8 +246,8 @@ class LSTMCell(_CellBase):
             raise TypeError(f"LSTMCell: expected hx to be a tuple (h, c), got {type(hx).__name__}")
         h = self._batched_state(hx[0], x, unbatched, "h")          # (B, H)
         c = self._batched_state(hx[1], x, unbatched, "c")          # (B, H)
-        gi = linear(x, self.weight_ih, self.bias_ih)               # (B, 4H)
-        h, c = lstm_step(gi, h, c, self.weight_hh, self.bias_hh)   # each (B, H)
+        x_proj = linear(x, self.weight_ih, self.bias_ih)           # (B, 4H)
+        h, c = lstm_step(x_proj, h, c, self.weight_hh, self.bias_hh)   # each (B, H)
         if unbatched:
             return h.reshape(self.hidden_size), c.reshape(self.hidden_size)
         return h, c

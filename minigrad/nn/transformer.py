@@ -47,6 +47,11 @@ def _activation(activation):
 class TransformerEncoderLayer(Module):
     """Self-attention and a feed-forward network, each with residual, dropout, LayerNorm.
 
+    >>> import minigrad as mg
+    >>> layer = mg.nn.TransformerEncoderLayer(d_model=16, nhead=4, dim_feedforward=32)
+    >>> layer(mg.randn(2, 5, 16)).shape
+    (2, 5, 16)
+
     Shapes (batch_first=True): src (B, S, D) -> (B, S, D); src_mask (S, S) or
     (B * h, S, S); src_key_padding_mask (B, S), True at padding.
 
@@ -92,6 +97,13 @@ class TransformerEncoderLayer(Module):
 class TransformerDecoderLayer(Module):
     """Masked self-attention, attention over the memory, and a feed-forward network.
 
+    >>> import minigrad as mg
+    >>> layer = mg.nn.TransformerDecoderLayer(d_model=16, nhead=4, dim_feedforward=32)
+    >>> causal = mg.nn.Transformer.generate_square_subsequent_mask(3)
+    >>> tgt, memory = mg.randn(2, 3, 16), mg.randn(2, 5, 16)
+    >>> layer(tgt, memory, tgt_mask=causal).shape
+    (2, 3, 16)
+
     Shapes (batch_first=True): tgt (B, T, D), memory (B, S, D) -> (B, T, D);
     tgt_mask (T, T) (causal: ``Transformer.generate_square_subsequent_mask(T)``),
     memory_mask (T, S); tgt_key_padding_mask (B, T); memory_key_padding_mask (B, S).
@@ -119,9 +131,9 @@ class TransformerDecoderLayer(Module):
         self.dropout3 = Dropout(dropout)
         self.activation = _activation(activation)
         # When True, each forward keeps the memory-attention weights (B, h, T, S) in
-        # ``self.attention`` for plots; off by default, as it costs memory.
+        # ``self.memory_attention_weights`` for plots; off by default, as it costs memory.
         self.keep_attention = False
-        self.attention = None
+        self.memory_attention_weights = None
 
     def forward(self, tgt, memory, tgt_mask=None, memory_mask=None, tgt_key_padding_mask=None,
                 memory_key_padding_mask=None, tgt_is_causal=False, memory_is_causal=False,
@@ -162,7 +174,7 @@ class TransformerDecoderLayer(Module):
                                          key_padding_mask=key_padding_mask,
                                          need_weights=self.keep_attention, is_causal=is_causal,
                                          average_attn_weights=False, cache=cache)
-        self.attention = weights
+        self.memory_attention_weights = weights
         return self.dropout2(x)
 
     def _ff_block(self, x):
@@ -172,6 +184,12 @@ class TransformerDecoderLayer(Module):
 
 class TransformerEncoder(Module):
     """N copies of an encoder layer (``layers.0`` ... ``layers.N-1``), then ``norm`` if given.
+
+    >>> import minigrad as mg
+    >>> layer = mg.nn.TransformerEncoderLayer(d_model=16, nhead=4, dim_feedforward=32)
+    >>> encoder = mg.nn.TransformerEncoder(layer, num_layers=2, norm=mg.nn.LayerNorm(16))
+    >>> encoder(mg.randn(2, 5, 16)).shape
+    (2, 5, 16)
 
     Each copy starts with the given layer's weights (a deep copy, as PyTorch).
     Shapes: src (B, S, D) -> (B, S, D).
@@ -192,6 +210,12 @@ class TransformerEncoder(Module):
 
 class TransformerDecoder(Module):
     """N copies of a decoder layer (``layers.0`` ... ``layers.N-1``), then ``norm`` if given.
+
+    >>> import minigrad as mg
+    >>> layer = mg.nn.TransformerDecoderLayer(d_model=16, nhead=4, dim_feedforward=32)
+    >>> decoder = mg.nn.TransformerDecoder(layer, num_layers=2)
+    >>> decoder(mg.randn(2, 3, 16), mg.randn(2, 5, 16)).shape
+    (2, 3, 16)
 
     Shapes: tgt (B, T, D), memory (B, S, D) -> (B, T, D).
     """
@@ -223,6 +247,13 @@ class TransformerDecoder(Module):
 class Transformer(Module):
     """The encoder-decoder Transformer: ``encoder`` (N layers + final LayerNorm) and
     ``decoder`` (N layers + final LayerNorm), as ``torch.nn.Transformer``.
+
+    >>> import minigrad as mg
+    >>> model = mg.nn.Transformer(d_model=16, nhead=4, num_encoder_layers=1,
+    ...                           num_decoder_layers=1, dim_feedforward=32)
+    >>> src, tgt = mg.randn(2, 5, 16), mg.randn(2, 3, 16)      # embedded sequences
+    >>> model(src, tgt, tgt_mask=model.generate_square_subsequent_mask(3)).shape
+    (2, 3, 16)
 
     It takes embedded sequences and returns the decoder's output; the embeddings,
     positional encoding and output projection belong to the model that uses it.

@@ -7,14 +7,27 @@
                   stack split broadcast_to expand_dims unsqueeze squeeze flatten pad
                   clone to_backend
     linalg        matmul
-    fused (nn_*)  softmax log_softmax cross_entropy embedding dropout layer_norm,
-                  each with a ``*_composed`` reference built from the ops above;
-                  gru_step_fused lstm_step_fused (nn_gru_step, nn_lstm_step), whose
-                  references are ``minigrad.nn.rnn_cell.*_step_composed``;
-                  gru_sequence_fused lstm_sequence_fused (nn_gru_sequence,
-                  nn_lstm_sequence: a whole GRU / LSTM direction), whose reference is
-                  the per-step loop of ``minigrad.nn.rnn``; and
-                  attention_fused (nn_attention: the attention core)
+
+The fused neural-net ops (``nn_*``): one forward and one hand-derived backward where
+the composed version would build a graph of several ops. Each keeps a composed
+oracle, built from the ops above, that the tests hold it equal to:
+
+    module              fused op                  its composed oracle
+    nn_linear           linear_fused              minigrad/nn/functional.py  linear_composed
+    nn_softmax          softmax, log_softmax      the same file: softmax_composed, log_softmax_composed
+    nn_cross_entropy    cross_entropy             the same file: cross_entropy_composed
+    nn_embedding        embedding                 the same file: embedding_composed
+    nn_dropout          dropout (dropout_mask)    the same file: dropout_composed
+    nn_layer_norm       layer_norm                the same file: layer_norm_composed
+    nn_gru_step         gru_step_fused            minigrad/nn/rnn_cell.py    gru_step_composed
+    nn_lstm_step        lstm_step_fused           minigrad/nn/rnn_cell.py    lstm_step_composed
+    nn_gru_sequence     gru_sequence_fused        minigrad/nn/rnn.py  _RNNBase._step_loop (a GRU)
+    nn_lstm_sequence    lstm_sequence_fused       minigrad/nn/rnn.py  _RNNBase._step_loop (an LSTM)
+    nn_attention        attention_fused           minigrad/nn/scaled_dot_product.py  attention_composed
+
+The five whose oracle sits in their own file are imported here with it
+(``minigrad.ops.layer_norm``, ``minigrad.ops.layer_norm_composed``); the others are
+imported by the layers that use them. ``_util`` holds helpers of the ops, not ops.
 """
 from minigrad.ops.elementwise import (
     abs, add, astype, clip, div, exp, gelu, log, maximum, minimum, mul, neg, pow,

@@ -14,8 +14,9 @@ Backward, with gO = dL/dO and gP = dL/dP (nonzero when the weights P are used to
     gA  = P (.) (gP - sum_s gP (.) P)           the softmax's Jacobian, from its output
     gq  = gA k * scale;    gk = gA^T q * scale
 
-Composed from ops, the same core builds a graph of six (matmul, scale, mask, softmax,
-matmul) whose backward keeps each intermediate; here only q, k, v and P are kept.
+Composed from ops, the same core builds a graph of six (k's transpose, matmul, scale,
+mask, softmax, matmul) whose backward keeps each intermediate; here only q, k, v and
+P are kept.
 The composed version (``minigrad.nn.scaled_dot_product.attention_weights`` then a
 matmul) is the test oracle.
 """

@@ -5,15 +5,31 @@ For one example with logits x (C classes) and target class t:
     log p = log_softmax(x)
     loss  = -(1 - eps) log p_t - (eps / C) sum_c log p_c     (label smoothing eps)
 
-that is, the cross-entropy against q = (1 - eps) onehot(t) + eps / C (Szegedy et
-al., 2016, "Rethinking the Inception Architecture", sec. 7). Its gradient is the
-famous closed form
+that is, the cross-entropy -sum_c q_c log p_c against the smoothed target
+distribution q = (1 - eps) onehot(t) + eps / C (Szegedy et al., 2016, "Rethinking the
+Inception Architecture", sec. 7). Its gradient has a closed form, derived in three
+steps:
 
-    d loss / d x = softmax(x) - q
+    1. log p_c = x_c - log sum_j exp(x_j), and d/dx_j log sum_j' exp(x_j') = p_j, so
+           d log p_c / d x_j = delta_cj - p_j
+    2. the chain rule through the C terms of the loss:
+           d loss / d x_j = -sum_c q_c (delta_cj - p_j) = -q_j + p_j sum_c q_c
+    3. q is a distribution: sum_c q_c = (1 - eps) + C (eps / C) = 1, so
+
+           d loss / d x = p - q = softmax(x) - q
+
+No (C, C) Jacobian of the log-softmax is ever formed, and backward needs only
+log p from the forward. With eps = 0, q is onehot(t) and the gradient is
+softmax(x) - onehot(t).
 
 Examples whose target is ``ignore_index`` (padding) add nothing to the loss or
 the gradient; ``reduction="mean"`` divides by the number of the others, as PyTorch
 does (so a batch with every target ignored gives NaN, also as PyTorch).
+
+The fused op is ``CrossEntropy`` (called by ``cross_entropy``); its composed oracle
+is ``cross_entropy_composed`` at the end of this file: ``log_softmax_composed`` of
+``minigrad/ops/nn_softmax.py``, an index and a sum, the engine deriving the
+gradient through all of them. The tests hold the two equal (tests/test_nn_ops.py).
 """
 from minigrad.backend import get_array_module
 from minigrad.function import Function
@@ -55,7 +71,8 @@ class CrossEntropy(Function):
         log_p, t, valid = self.saved
         xp = get_array_module(log_p)
         N, C = log_p.shape
-        # d loss_n / d x_n = softmax(x_n) - q_n, built in one (N, C) array, in place
+        # d loss_n / d x_n = softmax(x_n) - q_n (module docstring, steps 1-3),
+        # built in one (N, C) array, in place
         g_logits = xp.exp(log_p)                                       # (N, C) softmax
         g_logits[xp.arange(N), t] -= 1 - self.eps                      # - (1 - eps) onehot(t)
         if self.eps > 0:
@@ -120,7 +137,10 @@ def _check_range(target, C, ignore_index):
 
 
 def cross_entropy_composed(logits, target, ignore_index=-100, label_smoothing=0.0, reduction="mean"):
-    """The same loss for logits (N, C), from primitive ops (the test oracle)."""
+    """The same loss for logits (N, C), from primitive ops: the test oracle of the fused
+    op ``CrossEntropy`` (``cross_entropy`` above). The engine derives its gradient
+    through log-softmax, indexing and sums, the path steps 1-3 of the module docstring
+    take by hand."""
     N, C = logits.shape
     log_p = log_softmax_composed(logits, axis=1)                  # (N, C)
     target = as_tensor(target, like=logits)

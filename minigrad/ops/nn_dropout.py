@@ -4,6 +4,10 @@
 
 The kept elements are scaled by 1 / (1 - p) ("inverted dropout") so that the
 expected value of y is x and nothing changes at evaluation time.
+
+The fused op is ``Dropout`` (called by ``dropout``); its oracle is
+``dropout_composed`` at the end of this file, the same product from primitive ops
+for a given mask, and tests/test_nn_ops.py holds the two equal.
 """
 from minigrad.backend import backend_of
 from minigrad.function import Function
@@ -48,5 +52,6 @@ def dropout(x, p=0.5, training=True):
 
 
 def dropout_composed(x, mask, p):
-    """x * mask / (1 - p) from primitive ops, for a given mask (the test oracle)."""
+    """x * mask / (1 - p) from primitive ops, for a given mask: the test oracle of
+    ``Dropout`` / ``dropout`` above."""
     return x * Tensor(mask.astype(x.dtype)) * (1.0 / (1.0 - p))

@@ -1,4 +1,9 @@
-"""Embedding lookup: row ``indices`` of a weight matrix, a gradient back by scatter-add."""
+"""Embedding lookup: row ``indices`` of a weight matrix, a gradient back by scatter-add.
+
+The fused op is ``Embedding`` (called by ``embedding``); its oracle is
+``embedding_composed`` at the end of this file, plain indexing whose gradient the
+engine derives (``getitem``'s backward), and tests/test_nn_ops.py holds the two equal.
+"""
 from minigrad.backend import backend_of, get_array_module
 from minigrad.function import Function
 from minigrad.tensor import as_tensor
@@ -57,5 +62,6 @@ def embedding(indices, weight, padding_idx=None):
 
 
 def embedding_composed(indices, weight):
-    """The same lookup as indexing, ``weight[indices]`` (the test oracle, without padding_idx)."""
+    """The same lookup as indexing, ``weight[indices]``: the test oracle of ``Embedding`` /
+    ``embedding`` above (without padding_idx)."""
     return weight[as_tensor(indices, like=weight)]

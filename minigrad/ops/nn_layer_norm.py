@@ -3,18 +3,55 @@
 Over the last dimensions (``normalized_shape``, N elements) of each example:
 
     mu    = (1/N) sum_i x_i
-    var   = (1/N) sum_i (x_i - mu)^2           (biased, as the paper and PyTorch)
-    x_hat = (x - mu) / sqrt(var + eps)          (eps inside the root, as PyTorch)
+    xc    = x - mu                              centred
+    var   = (1/N) sum_i xc_i^2                  (biased, as the paper and PyTorch)
+    rstd  = 1 / sqrt(var + eps)                 (eps inside the root, as PyTorch)
+    x_hat = xc * rstd
     y     = gamma * x_hat + beta
 
-Backward, with rstd = 1/sqrt(var + eps) and g_x_hat = gy * gamma. Differentiating
-x_hat through mu and var and collecting terms gives the closed form
+The fused op (``LayerNorm`` below, called by ``layer_norm``) has its composed
+oracle at the end of this file: ``layer_norm_composed``, the same lines from
+primitive ops, the engine deriving their gradient. The tests hold the two equal in
+value and gradient (tests/test_nn_ops.py).
 
-    gx = rstd * (g_x_hat - mean(g_x_hat) - x_hat * mean(g_x_hat * x_hat))
+Backward: the forward in reverse, one gradient per intermediate (Chainer's
+``layer_normalization.py`` names them so), for one example; gy = dL/dy is given and
+every sum runs over the N normalized elements.
 
-(the means over the normalized dimensions): the gradient is g_x_hat made
-orthogonal to the two directions that normalization removes, the constant
-vector (the mean) and x_hat itself (the scale), then divided by the std.
+    1. y = gamma * x_hat + beta:
+           g_x_hat_i = gy_i gamma_i
+           g_gamma   = sum over the examples of gy * x_hat;   g_beta = sum of gy
+    2. x_hat = xc * rstd: x_hat_i reads xc_i and the shared rstd, so
+           g_xc_i   = g_x_hat_i rstd                          (this path; more in step 4)
+           g_rstd   = sum_i g_x_hat_i xc_i
+    3. rstd = (var + eps)^(-1/2):
+           g_var    = g_rstd * (-1/2) (var + eps)^(-3/2) = -(1/2) rstd^3 g_rstd
+    4. var = (1/N) sum_i xc_i^2: d var / d xc_i = 2 xc_i / N, added to step 2's
+           g_xc_i   = g_x_hat_i rstd + (2/N) xc_i g_var
+    5. xc = x - mu: d xc_i / d x_j = delta_ij, d xc_i / d mu = -1
+           g_mu     = -sum_i g_xc_i
+    6. mu = (1/N) sum_i x_i: d mu / d x_j = 1/N, added to step 5's identity path
+           gx_i     = g_xc_i + g_mu / N
+
+(var reads mu only through xc, and d var / d mu = -(2/N) sum_i xc_i = 0: no
+further path.) Collecting terms, with xc_i = x_hat_i / rstd (llm.c's
+``doc/layernorm`` does the same simplification):
+
+    g_rstd = (1/rstd) sum_i g_x_hat_i x_hat_i
+    g_var  = -(1/2) rstd^2 sum_i g_x_hat_i x_hat_i  = -(N/2) rstd^2 mean(g_x_hat x_hat)
+    g_xc_i = rstd g_x_hat_i - (2/N) (x_hat_i / rstd) (N/2) rstd^2 mean(g_x_hat x_hat)
+           = rstd (g_x_hat_i - x_hat_i mean(g_x_hat x_hat))
+    g_mu   = -rstd (sum_i g_x_hat_i - mean(g_x_hat x_hat) sum_i x_hat_i)
+           = -N rstd mean(g_x_hat)                          since sum_i x_hat_i = 0
+    gx_i   = g_xc_i + g_mu / N
+
+    gx     = rstd (g_x_hat - mean(g_x_hat) - x_hat mean(g_x_hat x_hat))
+
+the closed form ``LayerNorm.backward`` computes, with the means over the normalized
+dimensions. It reads: the gradient is g_x_hat made orthogonal to the two directions
+that normalization removes, the constant vector (the mean) and x_hat itself (the
+scale), then divided by the std. It needs only x_hat and rstd from the forward, and
+makes one new array of x's size instead of the six steps' intermediates.
 """
 from minigrad.function import Function
 from minigrad.ops._util import as_floats
@@ -54,12 +91,14 @@ class LayerNorm(Function):
         axes = tuple(range(x_hat.ndim - self.k, x_hat.ndim))
         batch_axes = tuple(range(x_hat.ndim - self.k))
         grads = []
+        # step 1: d y / d x_hat = gamma
         g_x_hat = gy * weight if weight is not None else gy           # (..., N)
-        # gx = rstd (g_x_hat - mean(g_x_hat) - x_hat mean(g_x_hat x_hat)), one new array
-        mean_g = g_x_hat.mean(axis=axes, keepdims=True)               # (..., 1)
-        mean_g_x_hat = (g_x_hat * x_hat).mean(axis=axes, keepdims=True)   # (..., 1)
-        gx = g_x_hat - mean_g                                         # (..., N)
-        gx -= x_hat * mean_g_x_hat
+        # gx = rstd (g_x_hat - mean(g_x_hat) - x_hat mean(g_x_hat x_hat)): steps 2-6 of
+        # the module docstring collected into one new array
+        mean_g_x_hat = g_x_hat.mean(axis=axes, keepdims=True)                     # (..., 1)
+        mean_g_x_hat_x_hat = (g_x_hat * x_hat).mean(axis=axes, keepdims=True)     # (..., 1)
+        gx = g_x_hat - mean_g_x_hat                                   # (..., N)
+        gx -= x_hat * mean_g_x_hat_x_hat
         gx *= rstd
         grads.append(gx)
         if self.has_weight:
@@ -98,7 +137,9 @@ def layer_norm(x, normalized_shape, weight=None, bias=None, eps=1e-5):
 
 
 def layer_norm_composed(x, normalized_shape, weight=None, bias=None, eps=1e-5):
-    """The same normalization from primitive ops (the test oracle)."""
+    """The same normalization from primitive ops: the test oracle of the fused op
+    ``LayerNorm`` (``layer_norm`` above), whose gradient the engine derives step by
+    step as the module docstring does by hand."""
     normalized_shape = (normalized_shape,) if isinstance(normalized_shape, int) else tuple(normalized_shape)
     axes = tuple(range(x.ndim - len(normalized_shape), x.ndim))
     mu = x.mean(axis=axes, keepdims=True)

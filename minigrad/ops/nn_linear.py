@@ -15,8 +15,10 @@ Backward, with gy = dL/dy (N, out):
 
 As one op it makes one array in forward where the composed ``matmul`` of a
 transposed weight plus ``add`` makes two (the product, then the sum), and its
-backward gives the weight gradient in W's own layout. The composed form,
-``linear_composed``, is its test oracle.
+backward gives the weight gradient in W's own layout. Its composed oracle is
+``linear_composed`` in ``minigrad/nn/functional.py`` (matmul, transpose and add; it
+sits there beside ``linear``, the function layers call, because it needs their
+shape check), and tests/test_nn_basic.py holds the two equal in value and gradient.
 """
 import math
 
@@ -60,6 +62,7 @@ class Linear(Function):
 
 def linear_fused(x, weight, bias=None):
     """y = x W^T + b as one op. x (..., in), W (out, in), b (out,) -> (..., out).
-    An integer x takes the weight's dtype (NumPy would give float64)."""
+    An integer x takes the weight's dtype (NumPy would give float64). Oracle:
+    ``minigrad/nn/functional.py::linear_composed``."""
     inputs = (x, weight) if bias is None else (x, weight, bias)
     return Linear()(*as_floats(*inputs))

@@ -1,5 +1,9 @@
 """Softmax and log-softmax along one axis, fused, with their composed references.
 
+The fused ops are ``Softmax`` and ``LogSoftmax`` (called by ``softmax`` and
+``log_softmax``); their oracles, ``softmax_composed`` and ``log_softmax_composed``,
+are at the end of this file, and tests/test_nn_ops.py holds each pair equal.
+
     softmax(x)_i     = exp(x_i) / sum_j exp(x_j)
     log_softmax(x)_i = x_i - log sum_j exp(x_j)
 
@@ -81,12 +85,14 @@ def log_softmax(x, axis=-1, *, dim=None):
 # --------------------------------------------------------------------------- #
 
 def softmax_composed(x, axis=-1):
-    """exp(x - max) / sum exp(x - max), from primitives (NaN on a fully masked row)."""
+    """exp(x - max) / sum exp(x - max), from primitives (NaN on a fully masked row):
+    the oracle of ``Softmax`` / ``softmax`` above."""
     e = (x - x.max(axis=axis, keepdims=True).detach()).exp()
     return e / e.sum(axis=axis, keepdims=True)
 
 
 def log_softmax_composed(x, axis=-1):
-    """x - max - log sum exp(x - max), from primitives."""
+    """x - max - log sum exp(x - max), from primitives: the oracle of ``LogSoftmax`` /
+    ``log_softmax`` above (and, through ``cross_entropy_composed``, of cross-entropy)."""
     shifted = x - x.max(axis=axis, keepdims=True).detach()
     return shifted - shifted.exp().sum(axis=axis, keepdims=True).log()

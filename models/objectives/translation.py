@@ -206,7 +206,7 @@ class Translation:
             src = _ids_tensor([ids], self.config.backend)
             out_hyp = greedy_decode(model, src, [len(ids)], BOS_ID, EOS_ID,
                                     max_len=decode_limit(len(ids), self.max_positions()), keep_attention=True)
-            steps = out_hyp.attention[0] if out_hyp.attention else None
+            steps = out_hyp.attention_weights[0] if out_hyp.attention_weights else None
             if not steps:
                 continue
             out_tokens = self.tgt_tok.pieces(out_hyp.tokens[0]) + ["<eos>"]
