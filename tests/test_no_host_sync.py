@@ -185,3 +185,68 @@ def test_bert_checks_segments_and_positions_on_the_device(change, error, message
 def test_bert_refuses_positions_that_are_neither_a_mask_nor_flat_integers():
     with pytest.raises(ValueError, match=r"boolean array of shape \(2, 7\) or flat integer positions"):
         tiny_bert()(strict(TOKENS), strict(SEGMENTS), mlm_positions=strict(np.zeros((2, 7), np.int64)))
+
+
+# -- whole training steps -------------------------------------------------------------
+
+SMALL = ["--num-pairs", "200", "--d-model", "16", "--heads", "2", "--ff", "32", "--hidden", "16",
+         "--embed-dim", "8", "--batch-size", "6", "--block-size", "12", "--layers", "1", "--no-progress"]
+MODEL_KINDS = {
+    "transformer": [],
+    "transformer-pre-norm-sgd": ["--pre-norm", "--optimizer", "sgd", "--schedule", "noam"],
+    "gru-none": ["--model", "gru", "--attention", "none"],
+    "gru-bahdanau": ["--model", "gru", "--attention", "bahdanau", "--teacher-forcing", "0.5"],
+    "gru-luong-dot": ["--model", "gru", "--attention", "luong-dot"],
+    "lstm-luong-general": ["--model", "lstm", "--attention", "luong-general", "--bidirectional"],
+    "lstm-luong-concat": ["--model", "lstm", "--attention", "luong-concat", "--no-input-feeding"],
+    "lstm-bahdanau": ["--model", "lstm", "--attention", "bahdanau", "--label-smoothing", "0.1"],
+    "gpt": ["--model", "gpt", "--dropout", "0.1"],
+    "bert": ["--model", "bert"],
+}
+
+
+def strict_run(kind, precision):
+    """(objective, model, optimizer, schedule, scaler, config) as train.py builds them, on strict."""
+    import dataclasses
+
+    import train
+    from models.objectives import make_objective
+    args, _ = train.parse_args(SMALL + MODEL_KINDS[kind] + ["--precision", precision])
+    config = dataclasses.replace(train.new_config(args), backend="strict")
+    mg.manual_seed(0)
+    with mg.use_backend("strict"):
+        objective = make_objective(config)
+        model = objective.build_model()
+    opt, schedule = train.make_optimizer(config, model, steps_total=10)
+    return objective, model, opt, schedule, train.GradScaler(enabled=precision == "float16"), config
+
+
+@pytest.mark.parametrize("precision", ["float32", "float16"])
+@pytest.mark.parametrize("kind", MODEL_KINDS)
+def test_training_steps_of_every_model_kind_read_nothing_from_the_device(kind, precision):
+    """Two steps of train.py's own ``training_step`` (forward and loss through the
+    objective, backward, all-reduce, unscale, clipping, update, the schedule, the log's
+    divergence flags) under ``no_host_sync``; then the log's window is read, as train.py
+    reads it, and holds finite losses."""
+    import train
+    objective, model, opt, schedule, scaler, config = strict_run(kind, precision)
+    params = list(model.parameters())
+    state = {"history": [], "skipped_in_a_row": 0}
+    checks = DeferredChecks()
+    log = train.TrainingLog(config, state, total=2, start=0, checks=checks)
+    model.train()
+    for step in range(2):
+        batch = objective.train_batch(step)                  # host arrays, made by the data pipeline
+        counts = objective.counts(batch)
+        lr = opt.param_groups[0]["lr"]
+        with no_host_sync():
+            outcome = train.training_step(objective, model, params, batch, counts, opt, scaler, 1.0, checks)
+            if schedule is not None:
+                schedule.step()
+            log.record(step + 1, outcome, counts["tokens"], lr)
+    log.flush()                                              # the one read: no error, no divergence
+    losses = [row["train_loss"] for row in state["history"]]
+    assert len(losses) == 2 and all(np.isfinite(losses))
+    assert all(p.grad is not None and p.grad.dtype == np.float32 for p in params)
+    if precision == "float16":
+        assert [row["loss_scale"] for row in state["history"]] == [2.0 ** 16] * 2
