@@ -71,7 +71,8 @@ class Adam(Optimizer):
                 if found_inf is None:
                     state["step"] = t = _host_count(state["step"]) + 1
                     # bias corrections: m and v start at 0, so early averages are too small
-                    scalars = dict(beta1=beta1, beta2=beta2, eps=eps,
+                    scalars = dict(beta1=beta1, beta2=beta2, one_minus_beta1=1.0 - beta1,
+                                   one_minus_beta2=1.0 - beta2, eps=eps,
                                    step_size=lr / (1.0 - beta1 ** t),
                                    inv_sqrt_bias2=1.0 / math.sqrt(1.0 - beta2 ** t),
                                    decay=1.0 - lr * wd if self.decoupled and lr * wd else None,
@@ -92,7 +93,9 @@ class Adam(Optimizer):
         keep = 1.0 - found_inf.astype("float64")                          # () 1: step, 0: skip
         t = xp.asarray(t + keep)                                          # () float64
         corrected = xp.maximum(t, 1.0)        # t = 0 (a first step skipped): nothing to correct
+        # in float64, each rounded once to the parameters' dtype (as a Python number is)
         scalars = dict(beta1=1.0 - (1.0 - beta1) * keep, beta2=1.0 - (1.0 - beta2) * keep,
+                       one_minus_beta1=(1.0 - beta1) * keep, one_minus_beta2=(1.0 - beta2) * keep,
                        step_size=lr * keep / (1.0 - beta1 ** corrected),
                        inv_sqrt_bias2=1.0 / xp.sqrt(1.0 - beta2 ** corrected),
                        decay=1.0 - lr * wd * keep if self.decoupled and lr * wd else None)
@@ -126,7 +129,8 @@ def _adam_update(p, g, m, v, **scalars):
         _adam_block(xp, *(a[piece] for a in flat), scratch[:n], **scalars)
 
 
-def _adam_block(xp, p, g, m, v, tmp, *, beta1, beta2, eps, step_size, inv_sqrt_bias2, decay, l2):
+def _adam_block(xp, p, g, m, v, tmp, *, beta1, beta2, one_minus_beta1, one_minus_beta2, eps, step_size,
+                inv_sqrt_bias2, decay, l2):
     """The formula on one block, in place; ``tmp`` is scratch of the block's shape.
     The scalars are numbers, or 0-d device arrays for a skippable step; ``decay``
     is None where there is none."""
@@ -136,12 +140,12 @@ def _adam_block(xp, p, g, m, v, tmp, *, beta1, beta2, eps, step_size, inv_sqrt_b
         g = g + l2 * p                                    # Adam's L2 term: a new array, g is the user's
     # m = beta1 m + (1 - beta1) g
     m *= beta1
-    xp.multiply(g, 1.0 - beta1, out=tmp)
+    xp.multiply(g, one_minus_beta1, out=tmp)
     m += tmp
     # v = beta2 v + (1 - beta2) g^2
     v *= beta2
     xp.multiply(g, g, out=tmp)
-    tmp *= 1.0 - beta2
+    tmp *= one_minus_beta2
     v += tmp
     # p = p - step_size m / (sqrt(v) / sqrt(1 - beta2^t) + eps)
     xp.sqrt(v, out=tmp)
