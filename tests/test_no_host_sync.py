@@ -250,3 +250,17 @@ def test_training_steps_of_every_model_kind_read_nothing_from_the_device(kind, p
     assert all(p.grad is not None and p.grad.dtype == np.float32 for p in params)
     if precision == "float16":
         assert [row["loss_scale"] for row in state["history"]] == [2.0 ** 16] * 2
+
+
+def test_generation_reads_the_device_once_per_token_only_to_stop():
+    """GPT's sampling loop: its embeddings' checks are read once at the end, not per token;
+    what remains is the stop test (one read per token, only with a stop_id) and the result."""
+    from models.generation import generate
+    from models.gpt import GPT, GPTConfig
+    mg.manual_seed(0)
+    with mg.use_backend("strict"):
+        model = GPT(GPTConfig(vocab_size=20, block_size=16, n_layer=1, n_head=2, d_model=8))
+    for stop_id, tokens, expected in [(None, 6, 2), (None, 12, 2), (19, 6, 2 + 6)]:
+        with count_host_syncs() as counter:
+            generate(model, [[1, 2, 3], [4, 5]], tokens, temperature=0.0, stop_id=stop_id)
+        assert counter.count == expected, (stop_id, tokens, counter.reads)
