@@ -43,6 +43,7 @@ The batches are host data by nature (the data pipeline makes them; an RNN's leng
 stay a host list): they are copied to the device, never read back.
 """
 import argparse
+import collections
 import csv
 import dataclasses
 import math
@@ -379,7 +380,8 @@ def train(args, typed, run):
     opt, schedule = make_optimizer(config, model, total)
     scaler = GradScaler(enabled=config.precision == "float16")   # float32: every call passes through
     checkpoint = os.path.join(out, "checkpoint.safetensors")
-    state = {"step": 0, "best": None, "validated_step": None, "history": [], "seconds": 0.0, "skipped_in_a_row": 0}
+    state = {"step": 0, "best": None, "validated_step": None, "history": [], "seconds": 0.0,
+             "skipped_in_a_row": 0}
     saved = on_main(lambda: load_checkpoint(checkpoint) if args.resume and os.path.exists(checkpoint) else None)
     if saved is not None:                          # rank 0 read it; every rank restores from it
         state = restore(checkpoint, saved, model, opt, schedule, scaler)
@@ -514,6 +516,10 @@ def make_optimizer(config, model, steps_total):
     return opt, schedule
 
 
+#: What the log keeps of a step until it reads a window: host numbers, then device arrays.
+Recorded = collections.namedtuple("Recorded", "step tokens lr loss grad_norm finite skipped scale")
+
+
 class TrainingLog:
     """The losses of the last steps, read from the device together (one synchronization
     per window, not per step); the history rows; the progress bar or progress lines; and
@@ -537,10 +543,11 @@ class TrainingLog:
             self.bar = tqdm(total=total, initial=start, desc="training", leave=False, dynamic_ncols=True)
 
     def record(self, step, outcome, tokens, lr):
+        """Keep a step's outcome (``training_step``'s device arrays) for the next read."""
         loss, grad_norm, skipped, scale = outcome
         xp = mg.backend.backend_of(loss.data).xp
         finite = xp.isfinite(loss.data) & xp.isfinite(grad_norm.data)          # () bool, on the device
-        self.pending.append((step, loss.data, grad_norm.data, finite, skipped, scale, tokens, lr))
+        self.pending.append(Recorded(step, tokens, lr, loss.data, grad_norm.data, finite, skipped, scale))
         if self.bar is not None:
             self.bar.update(1)
 
@@ -552,36 +559,40 @@ class TrainingLog:
         self.checks.raise_pending()                   # an index out of range, found in these steps
         if not self.pending:
             return
-        xp = mg.backend.backend_of(self.pending[0][1]).xp
-        fields = (1, 2, 3, 4, 5) if self.pending[0][4] is not None else (1, 2, 3)
-        losses, norms, finite, *scaling = (mg.backend.to_numpy(xp.stack([p[i] for p in self.pending]))
-                                           for i in fields)                   # the one read of the window
+        xp = mg.backend.backend_of(self.pending[0].loss).xp
+        scaled = self.pending[0].skipped is not None                        # float16: skip flags, scales
+        names = ("loss", "grad_norm", "finite") + (("skipped", "scale") if scaled else ())
+        window = {name: mg.backend.to_numpy(xp.stack([getattr(p, name) for p in self.pending]))
+                  for name in names}                                         # the one read of the window
+        losses = window["loss"]
         if dist.get_world_size() > 1:      # the whole batch's loss: the mean of the ranks' N x shard losses
-            window = dist.all_reduce_sum(np.concatenate([losses.astype(np.float64), ~finite]))
-            losses = window[:len(losses)] / dist.get_world_size()
-            finite = window[len(losses):] == 0
-        self._check_divergence(losses, norms, finite, *scaling)
+            summed = dist.all_reduce_sum(np.concatenate([losses.astype(np.float64), ~window["finite"]]))
+            losses = summed[:len(losses)] / dist.get_world_size()
+            window["finite"] = summed[len(losses):] == 0
+        self._check_divergence(losses, window)
         seconds = time.perf_counter() - self.window_start
-        tokens_per_s = sum(p[6] for p in self.pending) / max(seconds, 1e-9)
-        for i, (step, *_, lr) in enumerate(self.pending):
-            row = {"step": step, "train_loss": float(losses[i]), "lr": lr, "tokens_per_s": tokens_per_s}
-            if scaling:
-                row["loss_scale"] = float(scaling[1][i])
+        tokens_per_s = sum(p.tokens for p in self.pending) / max(seconds, 1e-9)
+        for i, p in enumerate(self.pending):
+            row = {"step": p.step, "train_loss": float(losses[i]), "lr": p.lr, "tokens_per_s": tokens_per_s}
+            if scaled:
+                row["loss_scale"] = float(window["scale"][i])
             self.state["history"].append(row)
-        step = self.pending[-1][0]
-        shown = losses[np.isfinite(losses)].mean() if np.isfinite(losses).any() else float("nan")
+        step = self.pending[-1].step
+        shown = losses[np.isfinite(losses)].mean() if np.isfinite(losses).any() else float("nan")  # skips: inf
         if self.bar is not None:
             self.bar.set_postfix(loss=f"{shown:.3f}", tok_s=f"{tokens_per_s:,.0f}")
-        elif self.lines and any(p[0] % self.config.log_every == 0 for p in self.pending):
-            print(f"step {step}/{self.total}: loss {shown:.4f}, lr {self.pending[-1][7]:.2e}, "
+        elif self.lines and any(p.step % self.config.log_every == 0 for p in self.pending):
+            print(f"step {step}/{self.total}: loss {shown:.4f}, lr {self.pending[-1].lr:.2e}, "
                   f"{tokens_per_s:,.0f} tokens/s", flush=True)
         self.pending, self.window_start = [], time.perf_counter()
 
-    def _check_divergence(self, losses, norms, finite, skipped=None, scales=None):
+    def _check_divergence(self, losses, window):
         """Raise TrainingDiverged at the first step of the window that ends the run."""
         advice = (f"Try a lower --lr (this run: {self.config.lr:g}), a longer --warmup (this run: "
                   f"{self.config.warmup}), or --clip 1 if it was off")
-        for i, (step, *_) in enumerate(self.pending):
+        finite, norms = window["finite"], window["grad_norm"]
+        skipped, scales = window.get("skipped"), window.get("scale")
+        for i, step in enumerate(p.step for p in self.pending):
             if skipped is None:
                 if not finite[i]:
                     self.close()

@@ -515,7 +515,8 @@ def summary(out):
     """OUT/summary.md from the files the other subcommands wrote; printed."""
     lines = ["# gpu_check", ""]
     env = _read_json(out, "environment.json") or {}
-    lines.append(f"- GPU: {env.get('gpu') or 'none'}{' (dry run on the CPU: figures measure nothing)' if env.get('dry_run') else ''}; "
+    dry = " (dry run on the CPU: figures measure nothing)" if env.get("dry_run") else ""
+    lines.append(f"- GPU: {env.get('gpu') or 'none'}{dry}; "
                  f"CuPy {env.get('cupy', '-')}, PyTorch {env.get('torch') or '-'}, NumPy {env.get('numpy')}, "
                  f"Python {env.get('python')}, minigrad commit {env.get('commit')}")
     tests = os.path.join(out, "tests.txt")
