@@ -22,7 +22,7 @@ from minigrad.ops.nn_attention import attention_fused
 from minigrad.nn.scaled_dot_product import attention_composed
 from models.gpt import GPT, GPTConfig
 
-from helpers import tensor
+from helpers import BACKENDS, tensor
 
 F16, F32, F64 = np.dtype("float16"), np.dtype("float32"), np.dtype("float64")
 
@@ -57,7 +57,7 @@ def ops_seen(run):
     return seen, result
 
 
-@pytest.mark.parametrize("backend", ["numpy", "strict"])
+@pytest.mark.parametrize("backend", BACKENDS)
 @pytest.mark.parametrize("dropout", [0.0, 0.2], ids=["fused-attention", "composed-attention"])
 def test_each_kind_of_op_computes_in_its_precision(backend, dropout):
     model = tiny_gpt(backend, dropout)
@@ -115,7 +115,7 @@ def test_a_parameter_is_cast_once_per_block(monkeypatch):
     np.testing.assert_allclose(layer.weight.grad, 3 * np.ones((3, 4)) * 2, rtol=1e-3)   # 3 uses, 2 rows
 
 
-@pytest.mark.parametrize("backend", ["numpy", "strict"])
+@pytest.mark.parametrize("backend", BACKENDS)
 def test_fused_attention_in_float16_equals_the_composed_one(backend):
     rng = np.random.default_rng(1)
     arrays = [rng.normal(size=(2, 2, 5, 4)).astype(np.float16) for _ in range(3)]
@@ -139,7 +139,7 @@ def test_fused_attention_in_float16_equals_the_composed_one(backend):
         np.testing.assert_allclose(mg.backend.to_numpy(a), mg.backend.to_numpy(b), atol=3e-3)
 
 
-@pytest.mark.parametrize("backend", ["numpy", "strict"])
+@pytest.mark.parametrize("backend", BACKENDS)
 def test_float16_products_on_the_host_are_rounded_once(backend):
     rng = np.random.default_rng(2)
     a, b = rng.normal(size=(3, 40, 64)).astype(np.float16), rng.normal(size=(64, 24)).astype(np.float16)
@@ -206,7 +206,7 @@ def test_grad_scaler_follows_pytorchs_step_by_step(optimizer):
 @pytest.mark.parametrize("optimizer", [lambda ps: optim.Adam(ps, lr=0.1), lambda ps: optim.AdamW(ps, lr=0.1),
                                        lambda ps: optim.SGD(ps, lr=0.1, momentum=0.9, nesterov=True)],
                          ids=["adam", "adamw", "sgd-nesterov"])
-@pytest.mark.parametrize("backend", ["numpy", "strict"])
+@pytest.mark.parametrize("backend", BACKENDS)
 def test_a_skipped_step_leaves_the_optimizer_as_it_was_and_a_kept_one_is_a_plain_step_bit_for_bit(optimizer, backend):
     def model_and_optimizer():
         w = nn.Parameter(tensor(np.array([[0.5, -1.5], [2.0, 0.25]], np.float32), backend))

@@ -264,3 +264,37 @@ def test_generation_reads_the_device_once_per_token_only_to_stop():
         with count_host_syncs() as counter:
             generate(model, [[1, 2, 3], [4, 5]], tokens, temperature=0.0, stop_id=stop_id)
         assert counter.count == expected, (stop_id, tokens, counter.reads)
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("precision", ["float32", "float16"])
+@pytest.mark.parametrize("kind", ["transformer", "gru-bahdanau", "gpt", "bert"])
+def test_on_a_gpu_a_training_step_does_not_synchronize(kind, precision):
+    """The real thing: train.py's step on CuPy under cupyx.allow_synchronize(False), which
+    raises on an implicit synchronization (where this CuPy still has it)."""
+    import dataclasses
+    import warnings
+
+    import cupyx
+    import train
+    from models.objectives import make_objective
+    if not hasattr(cupyx, "allow_synchronize"):
+        pytest.skip("this CuPy has no cupyx.allow_synchronize")
+    args, _ = train.parse_args(SMALL + MODEL_KINDS[kind] + ["--precision", precision])
+    config = dataclasses.replace(train.new_config(args), backend="cupy")
+    mg.manual_seed(0)
+    with mg.use_backend("cupy"):
+        objective = make_objective(config)
+        model = objective.build_model()
+    opt, _ = train.make_optimizer(config, model, steps_total=10)
+    scaler, checks, params = train.GradScaler(enabled=precision == "float16"), DeferredChecks(), list(model.parameters())
+    model.train()
+    for step in range(2):
+        batch = objective.train_batch(step)
+        counts = objective.counts(batch)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")                  # its deprecation warning
+            with cupyx.allow_synchronize(False):
+                loss, *_ = train.training_step(objective, model, params, batch, counts, opt, scaler, 1.0, checks)
+    checks.raise_pending()
+    assert np.isfinite(loss.item())
