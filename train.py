@@ -22,12 +22,28 @@ the previous files whole, and --resume then finishes exactly as an uninterrupted
 
 A training step, whatever the model (the objective is the seam: models/objectives/):
     batch = objective.train_batch(step)               # a function of (seed, step)
-    loss = objective.loss(model, batch, counts)       # forward and loss
-    loss.backward(); clip the gradient norm; optimizer step; schedule step
+    loss = objective.loss(model, batch, counts)       # forward and loss (float16: under autocast)
+    backward (of the scaled loss); unscale; clip the gradient norm; optimizer step; schedule step
 Validation runs at the end of each epoch (seq2seq) or every --eval-every steps and
 at the last step; the test split is evaluated once, at the end, with the best weights.
+
+Host reads. A step (``training_step``) reads nothing back from the device: on a GPU the
+host queues the kernels of the next steps while the device computes (tests/
+test_no_host_sync.py proves it for every model kind). The reads that remain, all
+outside the step:
+    every 10 steps        the window of losses, gradient norms and divergence flags (and,
+                          in float16, skip flags and loss scales): one copy (TrainingLog),
+                          with the index-range checks recorded in those steps
+                          (minigrad/deferred_checks.py)
+    at a checkpoint       the weights, optimizer state and loss scale, to the file
+    at validation, test   the metrics' sums, one copy per split; decoding (seq2seq
+                          metrics, samples) reads once per generated token
+    data parallelism      the gradient all-reduce (MPI on host arrays; NCCL on GPUs)
+The batches are host data by nature (the data pipeline makes them; an RNN's lengths
+stay a host list): they are copied to the device, never read back.
 """
 import argparse
+import collections
 import csv
 import dataclasses
 import math
@@ -41,7 +57,9 @@ import minigrad as mg
 from minigrad import distributed as dist
 from minigrad import optim
 from minigrad.allocator import reuse_freed_memory
+from minigrad.amp import GradScaler, autocast
 from minigrad.data import DataError
+from minigrad.deferred_checks import DeferredChecks
 from minigrad.data.tasks import TASKS
 from models.checkpoint import (
     CheckpointError, NonFiniteWeightsError, atomic_write, load_checkpoint, load_json, load_weights, save_checkpoint,
@@ -59,7 +77,8 @@ USER_ERRORS = (DataError, CheckpointError, ConfigError, RunDirError, mg.BackendE
 
 
 class TrainingDiverged(RuntimeError):
-    """The loss or the gradient norm became NaN or infinite (exit status 3)."""
+    """The loss or the gradient norm became NaN or infinite (exit status 3); in float16,
+    too many steps in a row overflowed, or one did at a loss scale of 1 or less."""
 
 
 # --------------------------------------------------------------------------- #
@@ -362,11 +381,13 @@ def train(args, typed, run):
     model = objective.build_model()
     total = objective.total_steps()
     opt, schedule = make_optimizer(config, model, total)
+    scaler = GradScaler(enabled=config.precision == "float16")   # float32: every call passes through
     checkpoint = os.path.join(out, "checkpoint.safetensors")
-    state = {"step": 0, "best": None, "validated_step": None, "history": [], "seconds": 0.0}
+    state = {"step": 0, "best": None, "validated_step": None, "history": [], "seconds": 0.0,
+             "skipped_in_a_row": 0}
     saved = on_main(lambda: load_checkpoint(checkpoint) if args.resume and os.path.exists(checkpoint) else None)
     if saved is not None:                          # rank 0 read it; every rank restores from it
-        state = restore(checkpoint, saved, model, opt, schedule)
+        state = restore(checkpoint, saved, model, opt, schedule, scaler)
         run["saved_step"] = state["step"]
         say(f"resuming {out} at step {state['step']} of {total}")
     elif not args.resume:
@@ -374,10 +395,12 @@ def train(args, typed, run):
     dist.broadcast_parameters(model)              # every rank starts from rank 0's weights
     run["out"] = out
     processes = f" x {world} processes" if world > 1 else ""
-    say(f"{config.model} with {model.num_parameters():,} parameters on {config.backend}{processes}; "
+    mixed = " in mixed precision (float16)" if scaler.is_enabled() else ""
+    say(f"{config.model} with {model.num_parameters():,} parameters on {config.backend}{processes}{mixed}; "
         f"{objective.describe()}")
 
-    log = TrainingLog(config, state, total, start=state["step"])
+    checks = DeferredChecks()                   # the step's index checks, read with the log's window
+    log = TrainingLog(config, state, total, start=state["step"], checks=checks)
     started = time.perf_counter() - state["seconds"]
     params = list(model.parameters())
     clip = config.clip or float("inf")          # the norm is measured either way: it shows divergence
@@ -389,27 +412,20 @@ def train(args, typed, run):
         counts = objective.counts(batch)                    # its loss is averaged over these
         if world > 1:
             batch = shard_rows(batch, rank, world)          # this rank's rows; its loss: its sum x N / count
-        loss = objective.loss(model, batch, counts)         # forward: the batch's loss
-        if world > 1:
-            loss = loss * world
-        opt.zero_grad()
-        loss.backward()
-        dist.all_reduce_gradients(params)                   # the mean over ranks: the whole batch's gradient
-        grad_norm = optim.clip_grad_norm_(params, clip)
-        opt.step()
         lr = opt.param_groups[0]["lr"]
+        outcome = training_step(objective, model, params, batch, counts, opt, scaler, clip, checks)
         if schedule is not None:
             schedule.step()
         # -- bookkeeping: the loss stays on the device until the log reads a window of them
         state["step"] = run["step"] = step + 1
-        log.record(state["step"], loss, grad_norm, counts["tokens"], lr)
+        log.record(state["step"], outcome, counts["tokens"], lr)
         validating = objective.is_eval_point(state["step"]) or state["step"] == total
         if validating or state["step"] % config.checkpoint_every == 0:
             log.flush()                          # raises TrainingDiverged before anything is saved
             if validating:
                 validate(objective, model, state, out)
             state["seconds"] = time.perf_counter() - started
-            on_main(lambda: save_run_state(out, model, opt, state, schedule))
+            on_main(lambda: save_run_state(out, model, opt, state, schedule, scaler))
             run["saved_step"] = state["step"]
         elif log.due(state["step"]):
             log.flush()
@@ -418,8 +434,29 @@ def train(args, typed, run):
         # Resumed from a checkpoint written before its validation (an older train.py), or
         # a run of zero steps: validate now, as the uninterrupted run did.
         validate(objective, model, state, out)
-        on_main(lambda: save_run_state(out, model, opt, state, schedule))
+        on_main(lambda: save_run_state(out, model, opt, state, schedule, scaler))
     return finish(objective, model, config, args, out, state)
+
+
+def training_step(objective, model, params, batch, counts, opt, scaler, clip, checks):
+    """One step, without a read from the device (so a GPU never waits for the host):
+    forward and loss (float16: under autocast), backward of the loss (float16: scaled),
+    the gradients' all-reduce, unscaling, clipping, the update (float16: skipped on the
+    device after an overflow). Returns (loss, gradient norm, skipped, loss scale),
+    device arrays for the log; the last two are None in float32."""
+    with checks, autocast(enabled=scaler.is_enabled()):   # index checks recorded on the device
+        loss = objective.loss(model, batch, counts)         # forward: the batch's loss
+    if dist.get_world_size() > 1:
+        loss = loss * dist.get_world_size()
+    opt.zero_grad()
+    scaler.scale(loss).backward()
+    dist.all_reduce_gradients(params)                       # the mean over ranks: the whole batch's gradient
+    scaler.unscale_(opt)                                    # gradients / S, before clipping
+    grad_norm = optim.clip_grad_norm_(params, clip)
+    scale = scaler.get_scale_async()                        # S of this step
+    scaler.step(opt)
+    scaler.update()
+    return loss, grad_norm, scaler.found_inf, scale
 
 
 def say(line):
@@ -441,10 +478,10 @@ def prepare_run_dir(config, args):
     return out
 
 
-def save_run_state(out, model, opt, state, schedule):
+def save_run_state(out, model, opt, state, schedule, scaler):
     """checkpoint.safetensors, then history.csv (each atomic)."""
     save_checkpoint(os.path.join(out, "checkpoint.safetensors"), model.state_dict(), opt.state_dict(),
-                    trainer_state(state, schedule))
+                    trainer_state(state, schedule, scaler))
     write_history(state["history"], os.path.join(out, "history.csv"))
 
 
@@ -482,16 +519,24 @@ def make_optimizer(config, model, steps_total):
     return opt, schedule
 
 
+#: What the log keeps of a step until it reads a window: host numbers, then device arrays.
+Recorded = collections.namedtuple("Recorded", "step tokens lr loss grad_norm finite skipped scale")
+
+
 class TrainingLog:
     """The losses of the last steps, read from the device together (one synchronization
     per window, not per step); the history rows; the progress bar or progress lines; and
-    the divergence check: a NaN or infinite loss or gradient norm is flagged on the
-    device at every step and seen here, before anything is saved."""
+    the divergence check, before anything is saved: a NaN or infinite loss or gradient
+    norm is flagged on the device at every step and seen here. In float16 a step whose
+    gradients overflow is skipped and the loss scale halved, which is expected now and
+    then; the run stops when MAX_SKIPPED steps in a row were skipped, or one was at a
+    loss scale of 1 or less (scaling down cannot be the cure)."""
 
     WINDOW = 10
+    MAX_SKIPPED = 20
 
-    def __init__(self, config, state, total, start):
-        self.config, self.state, self.total = config, state, total
+    def __init__(self, config, state, total, start, checks):
+        self.config, self.state, self.total, self.checks = config, state, total, checks
         self.pending, self.window_start = [], time.perf_counter()
         self.bar = None
         quiet = config.no_progress or not dist.is_main()
@@ -500,10 +545,12 @@ class TrainingLog:
             from tqdm import tqdm
             self.bar = tqdm(total=total, initial=start, desc="training", leave=False, dynamic_ncols=True)
 
-    def record(self, step, loss, grad_norm, tokens, lr):
+    def record(self, step, outcome, tokens, lr):
+        """Keep a step's outcome (``training_step``'s device arrays) for the next read."""
+        loss, grad_norm, skipped, scale = outcome
         xp = mg.backend.backend_of(loss.data).xp
         finite = xp.isfinite(loss.data) & xp.isfinite(grad_norm.data)          # () bool, on the device
-        self.pending.append((step, loss.data, grad_norm.data, finite, tokens, lr))
+        self.pending.append(Recorded(step, tokens, lr, loss.data, grad_norm.data, finite, skipped, scale))
         if self.bar is not None:
             self.bar.update(1)
 
@@ -512,34 +559,57 @@ class TrainingLog:
         return len(self.pending) >= self.WINDOW or (self.lines and step % self.config.log_every == 0)
 
     def flush(self):
+        self.checks.raise_pending()                   # an index out of range, found in these steps
         if not self.pending:
             return
-        xp = mg.backend.backend_of(self.pending[0][1]).xp
-        losses, norms, finite = (mg.backend.to_numpy(xp.stack([p[i] for p in self.pending]))
-                                 for i in (1, 2, 3))                          # the one read of the window
+        xp = mg.backend.backend_of(self.pending[0].loss).xp
+        scaled = self.pending[0].skipped is not None                        # float16: skip flags, scales
+        names = ("loss", "grad_norm", "finite") + (("skipped", "scale") if scaled else ())
+        window = {name: mg.backend.to_numpy(xp.stack([getattr(p, name) for p in self.pending]))
+                  for name in names}                                         # the one read of the window
+        losses = window["loss"]
         if dist.get_world_size() > 1:      # the whole batch's loss: the mean of the ranks' N x shard losses
-            window = dist.all_reduce_sum(np.concatenate([losses.astype(np.float64), ~finite]))
-            losses = window[:len(losses)] / dist.get_world_size()
-            finite = window[len(losses):] == 0
-        if not finite.all():
-            bad = int(np.argmin(finite))
-            step = self.pending[bad][0]
-            self.close()
-            raise TrainingDiverged(
-                f"the training diverged at step {step}: loss {losses[bad]}, gradient norm {norms[bad]}. "
-                f"Try a lower --lr (this run: {self.config.lr:g}), a longer --warmup (this run: "
-                f"{self.config.warmup}), or --clip 1 if it was off")
+            summed = dist.all_reduce_sum(np.concatenate([losses.astype(np.float64), ~window["finite"]]))
+            losses = summed[:len(losses)] / dist.get_world_size()
+            window["finite"] = summed[len(losses):] == 0
+        self._check_divergence(losses, window)
         seconds = time.perf_counter() - self.window_start
-        tokens_per_s = sum(p[4] for p in self.pending) / max(seconds, 1e-9)
-        for (step, _, _, _, _, lr), loss in zip(self.pending, losses.tolist()):
-            self.state["history"].append({"step": step, "train_loss": loss, "lr": lr, "tokens_per_s": tokens_per_s})
-        step = self.pending[-1][0]
+        tokens_per_s = sum(p.tokens for p in self.pending) / max(seconds, 1e-9)
+        for i, p in enumerate(self.pending):
+            row = {"step": p.step, "train_loss": float(losses[i]), "lr": p.lr, "tokens_per_s": tokens_per_s}
+            if scaled:
+                row["loss_scale"] = float(window["scale"][i])
+            self.state["history"].append(row)
+        step = self.pending[-1].step
+        shown = losses[np.isfinite(losses)].mean() if np.isfinite(losses).any() else float("nan")  # skips: inf
         if self.bar is not None:
-            self.bar.set_postfix(loss=f"{losses.mean():.3f}", tok_s=f"{tokens_per_s:,.0f}")
-        elif self.lines and any(p[0] % self.config.log_every == 0 for p in self.pending):
-            print(f"step {step}/{self.total}: loss {losses.mean():.4f}, lr {self.pending[-1][5]:.2e}, "
+            self.bar.set_postfix(loss=f"{shown:.3f}", tok_s=f"{tokens_per_s:,.0f}")
+        elif self.lines and any(p.step % self.config.log_every == 0 for p in self.pending):
+            print(f"step {step}/{self.total}: loss {shown:.4f}, lr {self.pending[-1].lr:.2e}, "
                   f"{tokens_per_s:,.0f} tokens/s", flush=True)
         self.pending, self.window_start = [], time.perf_counter()
+
+    def _check_divergence(self, losses, window):
+        """Raise TrainingDiverged at the first step of the window that ends the run."""
+        advice = (f"Try a lower --lr (this run: {self.config.lr:g}), a longer --warmup (this run: "
+                  f"{self.config.warmup}), or --clip 1 if it was off")
+        finite, norms = window["finite"], window["grad_norm"]
+        skipped, scales = window.get("skipped"), window.get("scale")
+        for i, step in enumerate(p.step for p in self.pending):
+            if skipped is None:
+                if not finite[i]:
+                    self.close()
+                    raise TrainingDiverged(f"the training diverged at step {step}: loss {losses[i]}, gradient "
+                                           f"norm {norms[i]}. {advice}")
+                continue
+            self.state["skipped_in_a_row"] = self.state["skipped_in_a_row"] + 1 if skipped[i] else 0
+            if skipped[i] and (self.state["skipped_in_a_row"] >= self.MAX_SKIPPED or scales[i] <= 1):
+                self.close()
+                raise TrainingDiverged(
+                    f"the training diverged at step {step}: {self.state['skipped_in_a_row']} step(s) in a row had "
+                    f"a non-finite gradient and were skipped, the last at loss scale {scales[i]:g} (loss "
+                    f"{losses[i]}); in float16 that is an overflow that scaling the loss down does not cure, "
+                    f"or a diverging model. {advice}, or --precision float32")
 
     def close(self):
         if self.bar is not None:
@@ -549,7 +619,8 @@ class TrainingLog:
 
 def validate(objective, model, state, out):
     """Validation metrics into the history; the best weights so far saved."""
-    metrics = objective.evaluate(model, "valid")
+    with precision(objective.config):
+        metrics = objective.evaluate(model, "valid")
     model.train()
     row = {"step": state["step"]}
     row.update({f"valid_{k}": v for k, v in metrics.items() if isinstance(v, (int, float))})
@@ -564,8 +635,8 @@ def validate(objective, model, state, out):
     state["validated_step"] = state["step"]
 
 
-def restore(path, saved, model, opt, schedule):
-    """Model, optimizer, schedule and trainer state from ``load_checkpoint(path)``'s ``saved``."""
+def restore(path, saved, model, opt, schedule, scaler):
+    """Model, optimizer, schedule, loss scaler and trainer state from ``load_checkpoint(path)``'s ``saved``."""
     model_state, opt_state, trainer = saved
     try:
         model.load_state_dict(model_state)
@@ -584,11 +655,20 @@ def restore(path, saved, model, opt, schedule):
             schedule.load_state_dict(trainer["schedule"])
         except (KeyError, TypeError, ValueError) as e:
             raise CheckpointError(f"{path}: unreadable schedule state ({e})") from None
-    return {key: trainer[key] for key in expected}
+    if scaler.is_enabled():
+        try:
+            scaler.load_state_dict(trainer["scaler"])
+        except (KeyError, TypeError, ValueError, RuntimeError) as e:
+            raise CheckpointError(f"{path}: unreadable loss-scaler state ({type(e).__name__}: {e})") from None
+    skipped = trainer.get("skipped_in_a_row", 0)
+    if isinstance(skipped, bool) or not isinstance(skipped, int):
+        raise CheckpointError(f"{path}: the trainer state's skipped_in_a_row should be an int, got {skipped!r:.40}")
+    return dict({key: trainer[key] for key in expected}, skipped_in_a_row=skipped)
 
 
-def trainer_state(state, schedule):
-    return dict(state, schedule=schedule.state_dict() if schedule is not None else None)
+def trainer_state(state, schedule, scaler):
+    return dict(state, schedule=schedule.state_dict() if schedule is not None else None,
+                scaler=scaler.state_dict() or None)
 
 
 def write_history(history, path):
@@ -612,22 +692,31 @@ def finish(objective, model, config, args, out, state):
     """Everything after the last step; a kill in here is finished again by --resume,
     to the same files (it reads only the saved best weights and the test split)."""
     model.load_state_dict(on_main(lambda: load_weights(os.path.join(out, "model.safetensors"))))
-    metrics = objective.evaluate(model, "test")                  # shared out among the ranks
+    with precision(config):
+        metrics = objective.evaluate(model, "test")              # shared out among the ranks
     metrics.update(steps=state["step"], train_seconds=round(state["seconds"], 1),
                    parameters=model.num_parameters())
 
     def write_files():
         save_json(metrics, os.path.join(out, "metrics.json"))
-        text = objective.sample_lines(model)
+        with precision(config):
+            text = objective.sample_lines(model)
         atomic_write(os.path.join(out, "samples.txt"), lambda tmp: _write_text(tmp, text))
         if not config.no_plots:
             from models.plots import plot_curves
             plot_curves(state["history"], os.path.join(out, "curves.png"), *objective.CURVES)
-            objective.plots(model, out)
+            with precision(config):
+                objective.plots(model, out)
     on_main(write_files)
     if dist.is_main():
         print_summary(objective, metrics, out)
     return metrics
+
+
+def precision(config):
+    """The run's precision for a forward outside training (validation, test, samples,
+    --evaluate, --translate, --generate, --fill): autocast in a float16 run."""
+    return autocast(enabled=config.precision == "float16")
 
 
 def _write_text(path, text):
@@ -666,8 +755,9 @@ def load_run(run_dir, args, typed, load_data=False):
 
 
 def evaluate_run(run_dir, args, typed):
-    _, objective, model = load_run(run_dir, args, typed, load_data=True)
-    metrics = objective.evaluate(model, "test")
+    config, objective, model = load_run(run_dir, args, typed, load_data=True)
+    with precision(config):
+        metrics = objective.evaluate(model, "test")
     if dist.is_main():
         print_summary(objective, metrics, run_dir)
     return metrics
@@ -682,7 +772,11 @@ def use_run(args, typed):
         raise ConfigError(f"--{action} needs a run of a {wanted.replace('_', ' ')} model; {args.run} holds a "
                           f"--model {config.model} run")
     lines = read_inputs(getattr(args, action))
-    outputs = on_main(lambda: objective.use(model, lines, args))
+
+    def use():
+        with precision(config):
+            return objective.use(model, lines, args)
+    outputs = on_main(use)
     if dist.is_main():
         for line in outputs:
             print(line)

@@ -26,6 +26,10 @@ __all__ = ["Function", "no_grad", "enable_grad", "is_grad_enabled"]
 
 _grad_enabled = True
 
+# Mixed precision: inside ``minigrad.amp.autocast`` a function (op, inputs) -> the
+# inputs cast to the precision of that op's kind; None outside (see minigrad/amp.py).
+autocast_inputs = None
+
 
 def is_grad_enabled():
     """Whether ops now record the graph (False inside ``no_grad()``)."""
@@ -57,6 +61,8 @@ class Function:
     """Base class of every differentiable op (see the module docstring)."""
 
     def __call__(self, *inputs):
+        if autocast_inputs is not None:
+            inputs = autocast_inputs(self, inputs)
         inputs = _checked_inputs(inputs, type(self).__name__)
         self.needs_input_grad = needs = tuple([x.requires_grad for x in inputs])
         self._saved = ()

@@ -82,6 +82,7 @@ from functools import partial
 
 from minigrad import backend as _backend
 from minigrad import nn
+from minigrad.deferred_checks import check_indices
 from minigrad.function import no_grad
 from minigrad.nn import functional as F
 from minigrad.nn import init
@@ -215,8 +216,14 @@ class BERT(nn.Module):
         tokens            (B, T) int64, T <= max_positions, [CLS] first
         segments          (B, T) int64 in [0, type_vocab_size); None: all 0 (one segment)
         key_padding_mask  (B, T) bool, True at padding; None: tokens == config.pad_id
-        mlm_positions     (B, T) bool, True at the positions chosen for prediction
-                          (``mlm_labels != -100``), or None for every position
+        mlm_positions     the positions chosen for prediction (``mlm_labels != -100``),
+                          or None for every position: either (B, T) bool, True at each,
+                          or (N_chosen,) integers, the flat indices b * T + t of the
+                          True entries in increasing order (``np.flatnonzero`` of that
+                          mask, computed on the host by the data pipeline). The two mean
+                          the same; a boolean mask on a GPU costs a device->host read
+                          (how many are True sets the output's size), the integer
+                          positions none: pass those in a training step.
         mlm_logits        (B, T, V) without mlm_positions; with it (N_chosen, V), the
                           chosen positions in row-major (b, t) order, the order of
                           ``mlm_labels[mlm_positions]``. The head's (D, V) product grows
@@ -284,10 +291,10 @@ class BERT(nn.Module):
         if segments is None:
             segments = Tensor(_backend.backend_of(tokens.data).xp.zeros((B, T), dtype=tokens.dtype))
         segments = self._ids(segments, "segments", like=tokens)
-        if bool((segments.data < 0).any()) or bool((segments.data >= self.config.type_vocab_size).any()):
-            raise ValueError(f"BERT: segments must be in [0, type_vocab_size="
-                             f"{self.config.type_vocab_size}), got values from "
-                             f"{int(segments.data.min())} to {int(segments.data.max())}")
+        # checked on the device inside a training step, read later (minigrad/deferred_checks.py)
+        check_indices((segments.data < 0) | (segments.data >= self.config.type_vocab_size), ValueError,
+                      lambda: f"BERT: segments must be in [0, type_vocab_size={self.config.type_vocab_size}), "
+                              f"got values from {int(segments.data.min())} to {int(segments.data.max())}")
         if key_padding_mask is None:
             key_padding_mask = tokens == self.config.pad_id                   # (B, T)
         key_padding_mask = self._mask(key_padding_mask, "key_padding_mask", tokens)
@@ -295,13 +302,29 @@ class BERT(nn.Module):
         return self.encoder(x, src_key_padding_mask=key_padding_mask)          # (B, T, D)
 
     def _gather(self, h, mlm_positions):
-        """The rows of h (B, T, D) where mlm_positions (B, T) is True: (N_chosen, D),
-        in row-major (b, t) order. A flat integer index, not the boolean mask itself:
-        its backward is one scatter-add on every backend."""
+        """The rows of h (B, T, D) at the chosen positions: (N_chosen, D), in row-major
+        (b, t) order. A flat integer index, not the boolean mask itself: its backward
+        is one scatter-add on every backend."""
         B, T, D = h.shape
-        mlm_positions = self._mask(mlm_positions, "mlm_positions", h)
-        rows, = mlm_positions.data.reshape(B * T).nonzero()                    # (N_chosen,) in [0, B T)
+        rows = self._flat_positions(mlm_positions, h)                          # (N_chosen,) in [0, B T)
         return h.reshape(B * T, D)[rows]                                       # (N_chosen, D)
+
+    def _flat_positions(self, mlm_positions, h):
+        """mlm_positions as flat indices (N_chosen,) into the B T rows of h."""
+        B, T = h.shape[:2]
+        positions = as_tensor(mlm_positions, like=h)
+        if positions.dtype.kind == "b":
+            mask = self._mask(positions, "mlm_positions", h)
+            rows, = mask.data.reshape(B * T).nonzero()        # a device->host read: the count of True
+            return rows
+        if positions.ndim != 1 or positions.dtype.kind not in "iu":
+            raise ValueError(f"BERT: expected mlm_positions as a boolean array of shape ({B}, {T}) or flat "
+                             f"integer positions (N_chosen,), got {positions.dtype} of shape {positions.shape}")
+        rows = positions.data
+        check_indices((rows < 0) | (rows >= B * T), IndexError,
+                      lambda: f"BERT: mlm_positions must be flat positions in [0, B T = {B * T}), got values "
+                              f"from {int(rows.min())} to {int(rows.max())}")
+        return rows
 
     @staticmethod
     def _ids(ids, name, like=None):

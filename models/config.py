@@ -140,6 +140,10 @@ class RunConfig:
     # -- where and how ----------------------------------------------------------------
     backend: str = setting("numpy", "numpy (CPU) or cupy (NVIDIA GPU)", "where and how", on_resume="may",
                            choices=["numpy", "cupy"])
+    precision: str = setting("float32", "float16: mixed precision (minigrad/amp.py): float16 matrix products, "
+                             "float32 weights, softmax, norms and loss, dynamic loss scaling; faster on a GPU. "
+                             "On the CPU (numpy) float16 is for correctness, not speed", "where and how",
+                             choices=["float32", "float16"])
     out: Optional[str] = setting(None, "the run directory (default: runs/<task or data file>-<model>)",
                                  "where and how", on_resume="may", metavar="DIR")
     log_every: int = setting(100, "steps between progress lines when the output is not a terminal",
@@ -225,6 +229,9 @@ def _stem(path):
 
 _TYPES = {int: (int,), float: (int, float), str: (str,), bool: (bool,)}
 
+#: Settings added after runs were saved: what a config.json without them meant.
+ADDED_LATER = {"precision": "float32"}
+
 
 def config_from_json(values, source="config.json"):
     """A ``RunConfig`` from the dict ``asdict`` made, every key and type checked.
@@ -235,6 +242,7 @@ def config_from_json(values, source="config.json"):
     if not isinstance(values, dict):
         raise ConfigError(f"{source}: expected a JSON object of settings, got {type(values).__name__}")
     names = {f.name for f in config_fields()}
+    values = dict(ADDED_LATER, **values)       # a run written before a setting existed: its default
     missing = sorted(names - set(values))
     if missing:
         raise ConfigError(f"{source}: missing the setting(s) {', '.join(missing)}; it was not written by "

@@ -46,6 +46,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from minigrad import backend as _backend
+from minigrad.deferred_checks import DeferredChecks
 from minigrad.function import no_grad
 from minigrad.tensor import Tensor
 
@@ -201,16 +202,18 @@ def _generate(model, prompts, max_new_tokens, temperature, top_k, top_p, stop_id
     cached = 0                                                             # columns of ids in the cache
     finished = xp.zeros((B,), dtype=bool)                                  # (B,)
     steps, step_logits = [], []
+    checks = DeferredChecks()     # the embeddings' index checks: read once, at the end, not per token
     for _ in range(max_new_tokens):
         if ids.shape[1] > block_size:
             cache = None                                                   # the window slides from here on
-        if cache is not None:
-            logits = model(Tensor(ids[:, cached:]), key_padding_mask=Tensor(padding),
-                           cache=cache)                                    # (B, L or 1, V)
-            cached = ids.shape[1]
-        else:
-            logits = model(Tensor(ids[:, -block_size:]),
-                           key_padding_mask=Tensor(padding[:, -block_size:]))   # (B, <= block_size, V)
+        with checks:
+            if cache is not None:
+                logits = model(Tensor(ids[:, cached:]), key_padding_mask=Tensor(padding),
+                               cache=cache)                                # (B, L or 1, V)
+                cached = ids.shape[1]
+            else:
+                logits = model(Tensor(ids[:, -block_size:]),
+                               key_padding_mask=Tensor(padding[:, -block_size:]))   # (B, <= block_size, V)
         logits = logits.data[:, -1]                                        # (B, V) the next token's
         token = next_token(logits, temperature, top_k, top_p)             # (B,)
         if stop_id is not None:
@@ -222,6 +225,7 @@ def _generate(model, prompts, max_new_tokens, temperature, top_k, top_p, stop_id
         padding = xp.concatenate([padding, xp.zeros((B, 1), dtype=bool)], axis=1)
         if stop_id is not None and bool(finished.all()):                   # the one sync per step
             break
+    checks.raise_pending()
     return _collect(steps, step_logits, B, model.config.vocab_size, stop_id, keep_logits)
 
 

@@ -11,20 +11,134 @@ GPU. This backend makes it break on the CPU too, so the CPU suite catches it:
   and being mixed with a plain ``numpy.ndarray`` (``a + np.ones(3)``);
 - ``strict_numpy`` is its array module (``xp``): NumPy's functions, taking and
   returning StrictArrays, refusing plain NumPy arrays as CuPy does;
-- reductions return 0-d arrays, not NumPy scalars, as CuPy does.
+- reductions return 0-d arrays, not NumPy scalars, as CuPy does;
+- an out-of-range integer-array index wraps around, as CuPy's does (NumPy raises).
 
 It is stricter than CuPy in one way, on purpose: CuPy lets ``np.exp(cupy_array)``
 dispatch to CuPy, but op code must say ``xp.exp``, so here that raises.
+
+Host reads. CuPy does allow the explicit reads (``bool(a)``, ``float(a)``, ``int(a)``,
+``a.item()``, ``a.tolist()``, ``a.get()``, ``cupy.asnumpy(a)``, printing), and a
+boolean-mask index or ``nonzero()``, whose result size depends on the data: each one
+waits for every queued kernel to finish and copies to the host, a synchronization
+that stalls the GPU's pipeline. Inside a training step they are bugs of speed, not
+of correctness, so they pass here too, except in two modes:
+
+    with no_host_sync():            # any host read raises HostSyncError, naming it
+        ...one training step...
+    with count_host_syncs() as n:   # counts them instead: n.count, n.reads
+        ...
+
+Explicit transfers *to* the device (``xp.asarray(python_list)``, ``from_numpy``) are
+not reads and pass.
 """
+import contextlib
+import traceback
+
 import numpy as np
 
 from minigrad.backend import Backend, _numpy_erf
 
-__all__ = ["StrictArray", "strict_numpy", "make_strict_backend"]
+__all__ = ["StrictArray", "strict_numpy", "make_strict_backend", "StrictArrayError", "HostSyncError",
+           "no_host_sync", "count_host_syncs"]
 
 
 class StrictArrayError(TypeError):
     """Code did with a device-like array what CuPy would refuse."""
+
+
+class HostSyncError(StrictArrayError):
+    """A device->host read inside ``no_host_sync()``: on a GPU it would stall the step."""
+
+
+# The active mode: None (host reads pass), "raise" or a _SyncCounter.
+_mode = None
+
+
+class _SyncCounter:
+    """What ``count_host_syncs()`` gives: ``count`` reads, and ``reads``, each a
+    (what, where) pair: the conversion and the line of minigrad or models code that
+    asked for it."""
+
+    def __init__(self):
+        self.count, self.reads = 0, []
+
+
+@contextlib.contextmanager
+def no_host_sync():
+    """Within the block, every device->host read of a strict array raises ``HostSyncError``."""
+    global _mode
+    previous, _mode = _mode, "raise"
+    try:
+        yield
+    finally:
+        _mode = previous
+
+
+@contextlib.contextmanager
+def count_host_syncs():
+    """Within the block, every device->host read of a strict array is counted (not refused)."""
+    global _mode
+    previous, _mode = _mode, _SyncCounter()
+    try:
+        yield _mode
+    finally:
+        _mode = previous
+
+
+def _host_read(what):
+    """A device->host read is about to happen: refuse it or count it, by the mode."""
+    if _mode is None:
+        return
+    where = _caller()
+    if _mode == "raise":
+        raise HostSyncError(
+            f"{what} of a strict (device-like) array inside no_host_sync(), at {where}: on a GPU "
+            "this waits for the device and copies to the host, stalling the training step; "
+            "keep the value on the device (xp.where, a device flag) or read it outside the step")
+    _mode.count += 1
+    _mode.reads.append((what, where))
+
+
+# Frames that only pass a read on (Tensor.item -> to_numpy -> the backend): the line
+# named is the first outside them, the code that asked for the value.
+_PASSING_ON = ("strict_backend.py", "minigrad/backend.py", "minigrad/tensor.py")
+
+
+def _caller():
+    """file:line (and code) of the innermost frame that asked for the read."""
+    for frame in reversed(traceback.extract_stack()[:-2]):
+        if not frame.filename.replace("\\", "/").endswith(_PASSING_ON):
+            return f"{frame.filename}:{frame.lineno} ({frame.line})"
+    return "?"
+
+
+def _wrapped_around(index, shape):
+    """The index with every integer-array part taken modulo its axis's length: CuPy
+    wraps an out-of-range integer-array index around where NumPy raises, so a range
+    check that is missing gives a silently wrong answer on the GPU, and here too."""
+    parts = index if isinstance(index, tuple) else (index,)
+
+    def axes_taken(part):            # a boolean mask takes as many axes as it has
+        return part.ndim if isinstance(part, np.ndarray) and part.dtype == bool else 1
+
+    taken = sum(axes_taken(p) for p in parts if p is not None and p is not Ellipsis)
+    axis, wrapped = 0, []
+    for part in parts:
+        if part is Ellipsis:
+            axis += len(shape) - taken
+        elif part is not None:
+            if isinstance(part, np.ndarray) and part.dtype.kind in "iu" and axis < len(shape) and shape[axis]:
+                part = part % shape[axis]
+            axis += axes_taken(part)
+        wrapped.append(part)
+    return tuple(wrapped) if isinstance(index, tuple) else wrapped[0]
+
+
+def _is_mask(index):
+    """Whether an index holds a boolean array (its result size depends on the data)."""
+    parts = index if isinstance(index, tuple) else (index,)
+    return any(isinstance(p, (StrictArray, np.ndarray)) and p.dtype == bool and p.ndim > 0 for p in parts)
 
 
 def _unwrap(value):
@@ -102,27 +216,49 @@ class StrictArray:
         return (_wrap(row) for row in self._a)
 
     def __repr__(self):
+        _host_read("printing")
         return f"strict({self._a!r})"
 
     # explicit conversions CuPy allows (they synchronise with the device)
     def __bool__(self):
+        _host_read("bool()")
         return bool(self._a)
 
     def __float__(self):
+        _host_read("float()")
         return float(self._a)
 
     def __int__(self):
+        _host_read("int()")
         return int(self._a)
 
     def item(self):
+        _host_read(".item()")
         return self._a.item()
 
-    # indexing
+    def tolist(self):
+        _host_read(".tolist()")
+        return self._a.tolist()
+
+    def get(self):
+        """CuPy's copy to the host (``cupy.ndarray.get``)."""
+        _host_read(".get()")
+        return self._a.copy()
+
+    def nonzero(self):
+        _host_read(".nonzero() (its size depends on the data)")
+        return _wrap(self._a.nonzero())
+
+    # indexing: a boolean mask makes a result whose size the host must learn
     def __getitem__(self, index):
-        return _wrap(self._a[_unwrap(index)])
+        if _is_mask(index):
+            _host_read("indexing with a boolean mask (the result's size depends on the data)")
+        return _wrap(self._a[_wrapped_around(_unwrap(index), self._a.shape)])
 
     def __setitem__(self, index, value):
-        self._a[_unwrap(index)] = _unwrap(value)
+        if _is_mask(index):
+            _host_read("assigning through a boolean mask (CuPy counts the mask's True values first)")
+        self._a[_wrapped_around(_unwrap(index), self._a.shape)] = _unwrap(value)
 
     # every other method (sum, reshape, astype, ...) through NumPy's, wrapped
     def __getattr__(self, name):
@@ -228,6 +364,11 @@ class _StrictGenerator:
         return _strict(getattr(self._rng, name))
 
 
+def _to_numpy(array):
+    _host_read("a copy to the host (to_numpy, Tensor.numpy(), Tensor.item())")
+    return array._a.copy()
+
+
 def make_strict_backend():
     """The "strict" backend, for ``minigrad.backend.register_backend``."""
     return Backend(
@@ -235,7 +376,7 @@ def make_strict_backend():
         xp=strict_numpy,
         array_type=StrictArray,
         from_numpy=lambda a: StrictArray(np.array(a, copy=True)),
-        to_numpy=lambda a: a._a.copy(),
+        to_numpy=_to_numpy,
         make_rng=_StrictGenerator,
         erf=lambda x: StrictArray(_numpy_erf(x._a)),
         cache_block=1000,        # small, so blocked updates cross blocks on small test arrays

@@ -1,6 +1,7 @@
 """Matrix multiplication, with NumPy's batch broadcasting and 1-D operands."""
 from minigrad.backend import get_array_module
 from minigrad.function import Function
+from minigrad.ops._matmul import matmul_arrays
 from minigrad.ops._util import float_operands, sum_to
 
 __all__ = ["matmul"]
@@ -15,7 +16,7 @@ class MatMul(Function):
 
     def forward(self, a, b):
         self.save_for_backward(a, b)
-        return get_array_module(a).matmul(a, b)
+        return matmul_arrays(a, b)
 
     def backward(self, gy):
         a, b = self.saved
@@ -31,11 +32,11 @@ class MatMul(Function):
         ga = gb = None
         if self.needs_input_grad[0]:
             # dL/dA = dL/dY B^T
-            ga = xp.matmul(gy2, xp.swapaxes(b2, -1, -2))        # (..., n, k)
+            ga = matmul_arrays(gy2, xp.swapaxes(b2, -1, -2))    # (..., n, k)
             ga = sum_to(ga, a2.shape).reshape(a.shape)          # undo batch broadcasting
         if self.needs_input_grad[1]:
             # dL/dB = A^T dL/dY
-            gb = xp.matmul(xp.swapaxes(a2, -1, -2), gy2)        # (..., k, m)
+            gb = matmul_arrays(xp.swapaxes(a2, -1, -2), gy2)    # (..., k, m)
             gb = sum_to(gb, b2.shape).reshape(b.shape)
         return ga, gb
 

@@ -19,9 +19,14 @@ mask, softmax, matmul) whose backward keeps each intermediate; here only q, k, v
 P are kept.
 The composed version (``minigrad.nn.scaled_dot_product.attention_weights`` then a
 matmul) is the test oracle.
+
+float16 q, k, v (mixed precision, ``minigrad.amp``): the two products run in float16,
+the softmax and its backward in float32 (A is widened before it, P kept in float32 and
+rounded to float16 for the products), as the composed version under autocast does.
 """
 from minigrad.backend import get_array_module
 from minigrad.function import Function
+from minigrad.ops._matmul import matmul_arrays
 from minigrad.ops.reductions import stable_shift
 
 __all__ = ["attention_fused"]
@@ -35,7 +40,9 @@ class Attention(Function):
 
     def forward(self, q, k, v):
         xp = get_array_module(q)
-        scores = (q @ xp.swapaxes(k, -1, -2)) * self.scale                  # (..., T, S)
+        scores = matmul_arrays(q, xp.swapaxes(k, -1, -2)) * self.scale     # (..., T, S)
+        if scores.dtype == "float16":                                      # the softmax in float32
+            scores = scores.astype("float32")
         if self.float_mask is not None:
             scores = scores + self.float_mask
         if self.bool_mask is not None:
@@ -44,19 +51,21 @@ class Attention(Function):
         total = e.sum(axis=-1, keepdims=True)
         p = e / xp.where(total == 0, 1, total)                             # (..., T, S)
         self.save_for_backward(q, k, v, p)
-        return p @ v, p                                                    # (..., T, d_v), (..., T, S)
+        return matmul_arrays(p.astype(v.dtype, copy=False), v), p          # (..., T, d_v), (..., T, S)
 
     def backward(self, go, gp):
         q, k, v, p = self.saved
         xp = get_array_module(go)
+        p_v = p.astype(v.dtype, copy=False)                                # P as the product read it
         # O = P v
-        gv = xp.swapaxes(p, -1, -2) @ go                                   # (..., S, d_v)
-        gp = gp + go @ xp.swapaxes(v, -1, -2)                              # (..., T, S)
+        gv = matmul_arrays(xp.swapaxes(p_v, -1, -2), go)                   # (..., S, d_v)
+        gp = gp + matmul_arrays(go, xp.swapaxes(v, -1, -2)).astype(p.dtype, copy=False)   # (..., T, S)
         # P = softmax(A): gA_j = P_j (gP_j - sum_i gP_i P_i)
         ga = p * (gp - (gp * p).sum(axis=-1, keepdims=True))
         ga *= self.scale                                                   # A = q k^T * scale + M
-        gq = ga @ k                                                        # (..., T, d)
-        gk = xp.swapaxes(ga, -1, -2) @ q                                   # (..., S, d)
+        ga = ga.astype(q.dtype, copy=False)                                # the products' precision
+        gq = matmul_arrays(ga, k)                                          # (..., T, d)
+        gk = matmul_arrays(xp.swapaxes(ga, -1, -2), q)                     # (..., S, d)
         return gq, gk, gv
 
 

@@ -32,6 +32,7 @@ is ``cross_entropy_composed`` at the end of this file: ``log_softmax_composed`` 
 gradient through all of them. The tests hold the two equal (tests/test_nn_ops.py).
 """
 from minigrad.backend import get_array_module
+from minigrad.deferred_checks import check_indices
 from minigrad.function import Function
 from minigrad.ops.nn_softmax import log_softmax_composed
 from minigrad.ops.reductions import logsumexp_array
@@ -126,14 +127,13 @@ def _check(logits, target, label_smoothing, reduction):
 
 
 def _check_range(target, C, ignore_index):
+    """On a device inside a training step, checked there and read later
+    (minigrad/deferred_checks.py)."""
     data = target.data
     bad = (data != ignore_index) & ((data < 0) | (data >= C))
-    if bool(bad.any()):
-        first = int(data[bad][0])
-        raise IndexError(
-            f"cross_entropy: target {first} is out of range: expected a class in "
-            f"[0, {C}) or ignore_index={ignore_index}"
-        )
+    check_indices(bad, IndexError, lambda: (
+        f"cross_entropy: target {int(data[bad][0])} is out of range: expected a class in "
+        f"[0, {C}) or ignore_index={ignore_index}"))
 
 
 def cross_entropy_composed(logits, target, ignore_index=-100, label_smoothing=0.0, reduction="mean"):

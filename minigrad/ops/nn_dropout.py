@@ -34,9 +34,11 @@ class Dropout(Function):
 
 
 def dropout_mask(x, p):
-    """A boolean keep-mask of x's shape, True with probability 1 - p (the backend's rng)."""
+    """A boolean keep-mask of x's shape, True with probability 1 - p (the backend's rng;
+    float32 draws for a float16 x: neither NumPy nor CuPy draws float16)."""
     backend = backend_of(x.data)
-    return backend.rng.random(x.shape, dtype=x.dtype) >= p
+    dtype = "float32" if x.dtype == "float16" else x.dtype
+    return backend.rng.random(x.shape, dtype=dtype) >= p
 
 
 def dropout(x, p=0.5, training=True):

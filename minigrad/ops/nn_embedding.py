@@ -5,6 +5,7 @@ The fused op is ``Embedding`` (called by ``embedding``); its oracle is
 engine derives (``getitem``'s backward), and tests/test_nn_ops.py holds the two equal.
 """
 from minigrad.backend import backend_of, get_array_module
+from minigrad.deferred_checks import check_indices
 from minigrad.function import Function
 from minigrad.tensor import as_tensor
 
@@ -50,11 +51,10 @@ def embedding(indices, weight, padding_idx=None):
         raise ValueError(f"embedding: expected a weight of shape (V, D), got {weight.shape}")
     if indices.dtype.kind not in "iu":
         raise TypeError(f"embedding: expected integer indices, got dtype {indices.dtype}")
-    if indices.size and (bool((indices.data < 0).any()) or bool((indices.data >= V).any())):
-        raise IndexError(
-            f"embedding: indices must be in [0, {V}) for {V} embeddings, got values "
-            f"from {int(indices.data.min())} to {int(indices.data.max())}"
-        )
+    # On a device inside a training step, checked there and read later (minigrad/deferred_checks.py)
+    check_indices((indices.data < 0) | (indices.data >= V), IndexError, lambda: (
+        f"embedding: indices must be in [0, {V}) for {V} embeddings, got values "
+        f"from {int(indices.data.min())} to {int(indices.data.max())}"))
     if padding_idx is not None and not -V <= padding_idx < V:
         raise ValueError(f"embedding: padding_idx must be in [-{V}, {V}), got {padding_idx}")
     padding_idx = padding_idx % V if padding_idx is not None else None

@@ -24,6 +24,7 @@ import math
 
 from minigrad.backend import get_array_module
 from minigrad.function import Function
+from minigrad.ops._matmul import matmul_arrays
 from minigrad.ops._util import as_floats
 
 __all__ = ["linear_fused"]
@@ -35,7 +36,7 @@ class Linear(Function):
     def forward(self, x, weight, bias=None):
         self.lead = x.shape[:-1]
         x2 = x.reshape(math.prod(self.lead), x.shape[-1])               # (N, in)
-        y = x2 @ weight.T                                               # (N, out)
+        y = matmul_arrays(x2, weight.T)                                 # (N, out)
         if bias is not None:
             y += bias
         self.save_for_backward(x2, weight)
@@ -50,9 +51,9 @@ class Linear(Function):
         gy2 = xp.ascontiguousarray(gy.reshape(x2.shape[0], weight.shape[0]))   # (N, out)
         need_x, need_w = self.needs_input_grad[:2]
         # dL/dx = gy W
-        gx = (gy2 @ weight).reshape(*self.lead, weight.shape[1]) if need_x else None  # (..., in)
+        gx = matmul_arrays(gy2, weight).reshape(*self.lead, weight.shape[1]) if need_x else None  # (..., in)
         # dL/dW = gy^T x
-        gw = gy2.T @ x2 if need_w else None                             # (out, in)
+        gw = matmul_arrays(gy2.T, x2) if need_w else None               # (out, in)
         if not self.has_bias:
             return gx, gw
         # dL/db = sum over the N rows of gy

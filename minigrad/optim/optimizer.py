@@ -10,9 +10,10 @@ __all__ = ["Optimizer"]
 
 
 class Optimizer:
-    """Base class. Subclasses define ``step()`` using ``self.state[id]`` per parameter,
-    and name in ``state_arrays`` the arrays (each of its parameter's shape) and in
-    ``state_numbers`` the numbers that state holds, so a saved state can be checked."""
+    """Base class. Subclasses define ``step(found_inf=None)`` using ``self.state[id]``
+    per parameter, and name in ``state_arrays`` the arrays (each of its parameter's
+    shape) and in ``state_numbers`` the numbers that state holds, so a saved state can
+    be checked."""
 
     state_arrays = ()
     state_numbers = ()
@@ -39,7 +40,10 @@ class Optimizer:
         for p in self.parameters():
             p.grad = None
 
-    def step(self):
+    def step(self, found_inf=None):
+        """Update every parameter that has a gradient. ``found_inf`` (from
+        ``minigrad.amp.GradScaler``): None, or a 0-d boolean device array; where it is
+        True the whole step is skipped, decided on the device without reading it."""
         raise NotImplementedError
 
     # -- saving and resuming ------------------------------------------------------
@@ -49,7 +53,7 @@ class Optimizer:
         index = {id(p): i for i, p in enumerate(self.parameters())}
         state = {}
         for pid, entries in self.state.items():
-            state[index[pid]] = {k: _backend.to_numpy(v) if _backend.is_array(v) else v
+            state[index[pid]] = {k: _backend.to_numpy(v) if k in self.state_arrays else _number(v)
                                  for k, v in entries.items()}
         groups = [{k: v for k, v in g.items() if k != "params"} | {"params": [index[id(p)] for p in g["params"]]}
                   for g in self.param_groups]
@@ -97,3 +101,11 @@ class Optimizer:
                 raise ValueError(f"{name}.load_state_dict: {k} of parameter {i} should be a number, "
                                  f"got {entries[k]!r:.40}")
 
+
+def _number(value):
+    """A number of the state for ``state_dict``: one kept on the device as a 0-d array
+    (by a skippable step) read to a Python number, an integral count as an int."""
+    if not _backend.is_array(value):
+        return value
+    number = _backend.to_numpy(value).item()
+    return int(number) if isinstance(number, float) and number.is_integer() else number

@@ -4,6 +4,16 @@
     b = momentum * b + (1 - dampening) * g      (b = g at the first step)
     g = g + momentum * b   if nesterov else   b
     p = p - lr * g
+
+A step that may be skipped on the device (``step(found_inf=flag)``, from
+``minigrad.amp.GradScaler``): with keep = 1 - flag (1: take the step, 0: skip it),
+the gradient is replaced by 0 where skipped (0 * inf is NaN), and
+
+    b = (1 - (1 - momentum) keep) b + c keep g,   c = 1 - dampening started
+    p = p - lr keep g
+
+where ``started`` (a device flag) says whether b has been set by a step taken: the
+first one sets b = g, as PyTorch's. A skipped step leaves p and b as they were.
 """
 from minigrad.backend import backend_of
 from minigrad.optim.optimizer import Optimizer
@@ -24,7 +34,12 @@ class SGD(Optimizer):
         super().__init__(params, dict(lr=lr, momentum=momentum, dampening=dampening,
                                       weight_decay=weight_decay, nesterov=nesterov))
 
-    def step(self):
+    def step(self, found_inf=None):
+        """One update of every parameter with a gradient. ``found_inf``: None, or a 0-d
+        boolean device array; where it is True the step is skipped, on the device
+        (the module docstring)."""
+        if found_inf is not None:
+            return self._skippable_step(found_inf)
         for group in self.param_groups:
             lr, mu, wd = group["lr"], group["momentum"], group["weight_decay"]
             for p in group["params"]:
@@ -46,3 +61,27 @@ class SGD(Optimizer):
                     buf = state["momentum_buffer"]
                     g = g + mu * buf if group["nesterov"] else buf
                 p.data -= lr * g
+
+    def _skippable_step(self, found_inf):
+        """The update times keep = 1 - found_inf, on the device (the module docstring)."""
+        xp = backend_of(found_inf).xp
+        keep = 1.0 - found_inf.astype("float64")                          # () 1: step, 0: skip
+        for group in self.param_groups:
+            lr, mu, wd, dampening = group["lr"], group["momentum"], group["weight_decay"], group["dampening"]
+            for p in group["params"]:
+                if p.grad is None:
+                    continue
+                g = xp.where(found_inf, 0.0, p.grad)
+                if wd:
+                    g += wd * p.data
+                if mu:
+                    state = self.state.setdefault(id(p), {})
+                    if "momentum_buffer" not in state:
+                        state["momentum_buffer"] = xp.zeros_like(p.data)
+                        state["started"] = xp.zeros((), dtype="float64")
+                    buf, started = state["momentum_buffer"], state["started"]
+                    buf *= (1.0 - (1.0 - mu) * keep).astype(p.dtype)
+                    buf += g * (keep * (1.0 - dampening * started)).astype(p.dtype)
+                    state["started"] = xp.asarray(xp.maximum(started, keep))
+                    g = g + mu * buf if group["nesterov"] else buf
+                p.data -= g * (lr * keep).astype(p.dtype)

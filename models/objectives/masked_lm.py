@@ -83,9 +83,10 @@ class MaskedLM(TextObjective):
     def _forward(self, model, batch):
         """(mlm_logits (N, V) at the chosen positions, nsp_logits (B, 2), their labels)."""
         chosen = batch.mlm_labels >= 0                                            # (B, T) host
+        # flat positions, counted on the host: a boolean mask would cost a read of the device
         mlm_logits, nsp_logits = model(self._device(batch.tokens), self._device(batch.segments),
                                        key_padding_mask=self._device(batch.padding_mask),
-                                       mlm_positions=self._device(chosen))
+                                       mlm_positions=self._device(np.flatnonzero(chosen)))   # (N,)
         return (mlm_logits, nsp_logits, self._device(batch.mlm_labels[chosen]),   # (N, V), (B, 2), (N,)
                 self._device(batch.nsp_labels))
 
