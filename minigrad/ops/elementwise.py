@@ -247,8 +247,12 @@ class GELU(Function):
             y *= x
             y *= 0.5                                              # x (1 + t) / 2
             return y
-        self.save_for_backward(x)
-        cdf = 0.5 * (1 + backend_of(x).erf(x * self._INV_SQRT_2))
+        # Phi(x) = (1 + erf(x / sqrt 2)) / 2, built in place and kept (one array of x's
+        # size): backward then needs no second erf
+        cdf = backend_of(x).erf(x * self._INV_SQRT_2)
+        cdf += 1
+        cdf *= 0.5
+        self.save_for_backward(x, cdf)
         return x * cdf
 
     def backward(self, gy):
@@ -267,12 +271,15 @@ class GELU(Function):
             g *= 0.5
             g *= gy
             return g
-        x, = self.saved
+        x, cdf = self.saved
         xp = get_array_module(x)
-        cdf = 0.5 * (1 + backend_of(x).erf(x * self._INV_SQRT_2))
-        pdf = self._INV_SQRT_2PI * xp.exp(-0.5 * x * x)
-        # dy/dx = Phi(x) + x phi(x)
-        return gy * (cdf + x * pdf)
+        # dy/dx = Phi(x) + x phi(x), phi(x) = e^(-x^2/2) / sqrt(2 pi), built in one array
+        g = xp.exp(-0.5 * x * x)
+        g *= self._INV_SQRT_2PI                                   # phi(x)
+        g *= x
+        g += cdf
+        g *= gy
+        return g
 
 
 # --------------------------------------------------------------------------- #
