@@ -19,12 +19,18 @@ Backward, the loop in reverse, with g_h, g_c the gradients reaching the running 
     g_W_hh = sum_t g_a[t]^T h_prev[t] = G_a^T H_prev  (one product, (4H, T*B) @ (T*B, H))
     g_b_hh = sum_{t,b} g_a[t];           g_x_proj = G_a
 
+Memory: the states h and c of every step live in two (T + 1, B, H) buffers, the
+initial one included, so the state each step read (backward needs it) is a view of
+the buffer, not a copy; without a mask the outputs are the states, a view too. The
+gates of every step are computed in place in one (T, B, 4H) buffer that backward
+keeps.
+
 The per-step ops, run in a Python loop, are the test oracle (``minigrad.nn.rnn``).
 """
 from minigrad.backend import get_array_module
 from minigrad.function import Function
 from minigrad.ops._util import as_floats, times_transposed
-from minigrad.ops.nn_lstm_step import lstm_cell_backward, lstm_cell_forward
+from minigrad.ops.nn_lstm_step import gate_constants, lstm_cell_backward, lstm_cell_forward
 
 __all__ = ["lstm_sequence_fused"]
 
@@ -36,57 +42,68 @@ class LSTMSequence(Function):
     def __init__(self, mask, reverse):
         self.mask, self.reverse = mask, reverse
 
+    def steps(self, T):
+        """(t, the states' index before step t, after it), in the order the steps run:
+        the buffers hold the initial state at 0 (T when ``reverse``)."""
+        if self.reverse:
+            return [(t, t + 1, t) for t in range(T - 1, -1, -1)]
+        return [(t, t, t + 1) for t in range(T)]
+
     def forward(self, x_proj, h0, c0, weight_hh, bias_hh=None):
         xp = get_array_module(x_proj)
         T, B, _ = x_proj.shape
         H = h0.shape[-1]
-        gates = xp.empty((T, B, 4 * H), dtype=x_proj.dtype)     # i, f, g, o after their activations
-        tanh_c = xp.empty((T, B, H), dtype=x_proj.dtype)
-        h_prev = xp.empty((T, B, H), dtype=x_proj.dtype)        # the state each step read
-        c_prev = xp.empty((T, B, H), dtype=x_proj.dtype)
-        out = xp.empty((T, B, H), dtype=x_proj.dtype)
-        h, c = h0, c0
-        for t in (range(T - 1, -1, -1) if self.reverse else range(T)):
-            h_prev[t], c_prev[t] = h, c
+        dtype = x_proj.dtype
+        gates = xp.empty((T, B, 4 * H), dtype=dtype)         # a, then i, f, g, o in place
+        tanh_c = xp.empty((T, B, H), dtype=dtype)
+        hs = xp.empty((T + 1, B, H), dtype=dtype)            # the states, the initial one too
+        cs = xp.empty((T + 1, B, H), dtype=dtype)
+        out = None if self.mask is None else xp.empty((T, B, H), dtype=dtype)
+        h_new = None if self.mask is None else xp.empty((B, H), dtype=dtype)
+        c_new = None if self.mask is None else xp.empty((B, H), dtype=dtype)
+        constants = gate_constants(xp, dtype)
+        first = T if self.reverse else 0
+        hs[first], cs[first] = h0, c0
+        for t, before, after in self.steps(T):
             # a = x_proj[t] + h W_hh^T (+ b_hh)                              (B, 4H)
             # h W_hh^T as (W_hh h^T)^T: BLAS runs the long side first faster (times_transposed)
-            a = x_proj[t] + times_transposed(weight_hh, h)
+            xp.add(x_proj[t], times_transposed(weight_hh, hs[before]), out=gates[t])
             if bias_hh is not None:
-                a += bias_hh
-            i, f, g, o, c_new, tanh_c[t] = lstm_cell_forward(xp, a, c)      # each (B, H)
-            h_new = o * tanh_c[t]
-            gates[t, :, :H] = i
-            gates[t, :, H:2 * H] = f
-            gates[t, :, 2 * H:3 * H] = g
-            gates[t, :, 3 * H:] = o
+                gates[t] += bias_hh
             if self.mask is None:
-                h, c, out[t] = h_new, c_new, h_new
+                lstm_cell_forward(xp, gates[t], cs[before], constants, cs[after], tanh_c[t], hs[after])
             else:
+                lstm_cell_forward(xp, gates[t], cs[before], constants, c_new, tanh_c[t], h_new)
                 m = self.mask[t]                                             # (B, 1)
-                h, c = xp.where(m, h_new, h), xp.where(m, c_new, c)
+                hs[after] = xp.where(m, h_new, hs[before])
+                cs[after] = xp.where(m, c_new, cs[before])
                 out[t] = xp.where(m, h_new, 0.0)
-        self.save_for_backward(gates, tanh_c, h_prev, c_prev, weight_hh)
+        # Saved for backward: the gates and tanh(c) (their derivatives come from them),
+        # both state buffers, W_hh.
+        self.save_for_backward(gates, tanh_c, hs, cs, weight_hh, constants)
         self.has_bias = bias_hh is not None
-        return out, h, c
+        last = 0 if self.reverse else T
+        if self.mask is None:
+            out = hs[:T] if self.reverse else hs[1:]                         # (T, B, H), a view
+        return out, hs[last], cs[last]
 
     def backward(self, g_out, g_h_T, g_c_T):
-        gates, tanh_c, h_prev, c_prev, weight_hh = self.saved
+        gates, tanh_c, hs, cs, weight_hh, constants = self.saved
         xp = get_array_module(g_out)
         T, B, H = g_out.shape
         g_a = xp.empty((T, B, 4 * H), dtype=g_out.dtype)
         weight_hh_T = xp.ascontiguousarray(weight_hh.T)                      # (H, 4H)
         g_h, g_c = g_h_T, g_c_T
-        for t in (range(T) if self.reverse else range(T - 1, -1, -1)):
-            i, f = gates[t, :, :H], gates[t, :, H:2 * H]
-            g, o = gates[t, :, 2 * H:3 * H], gates[t, :, 3 * H:]
+        for t, before, _ in reversed(self.steps(T)):
             if self.mask is None:
                 g_h_new, g_c_new = g_out[t] + g_h, g_c
             else:
                 m = self.mask[t]
                 g_h_new = xp.where(m, g_out[t] + g_h, 0.0)
                 g_c_new = xp.where(m, g_c, 0.0)
-            # the step's backward (nn_lstm_step.py)
-            g_a[t], g_c_step = lstm_cell_backward(xp, g_h_new, g_c_new, i, f, g, o, tanh_c[t], c_prev[t])
+            # the step's backward (nn_lstm_step.py): g_a[t], and g_c_step = g_c' f
+            g_c_step = lstm_cell_backward(xp, g_h_new, g_c_new, gates[t], tanh_c[t], cs[before],
+                                          constants, g_a[t])
             # g_h_step = g_a W_hh                                              (B, H)
             # as (W_hh^T g_a^T)^T: BLAS runs the long side first faster (times_transposed)
             g_h_step = times_transposed(weight_hh_T, g_a[t])
@@ -96,6 +113,7 @@ class LSTMSequence(Function):
                 g_h = xp.where(m, g_h_step, g_h)                              # padded: passes by
                 g_c = xp.where(m, g_c_step, g_c)
         # dL/dW_hh = sum_t g_a[t]^T h_prev[t]: one product over all T * B rows
+        h_prev = hs[1:] if self.reverse else hs[:T]                          # (T, B, H), a view
         g_W_hh = g_a.reshape(T * B, 4 * H).T @ h_prev.reshape(T * B, H)      # (4H, H)
         grads = (g_a, g_h, g_c, g_W_hh)
         if self.has_bias:

@@ -19,39 +19,87 @@ Backward, the forward in reverse, from g_h' = dL/dh' and g_c' = dL/dc':
     g_a = [g_i i(1-i), g_f f(1-f), g_g (1-g^2), g_o o(1-o)]    derivatives from the outputs
     g_h_prev = g_a W_hh;   g_W_hh = g_a^T h;   g_b_hh = sum_B g_a;   g_x_proj = g_a
 
+How the array code computes it (``lstm_cell_forward``, ``lstm_cell_backward``, shared
+with the whole-sequence op ``nn_lstm_sequence.py``): on whole (B, 4H) blocks, in place,
+a handful of array operations instead of one per gate.
+
+- The four activations are one tanh. sigma(x) = (1 + tanh(x/2)) / 2, so with the
+  per-gate vector s = [1/2, 1/2, 1, 1/2] and k = [1/2, 1/2, 0, 1/2],
+
+      [i, f, g, o] = s (.) tanh(s (.) a) + k
+
+  (halving is exact in floating point: the same sigmoid as (1 + tanh(x/2)) / 2,
+  stable for large |x| in both directions).
+- The four activation derivatives are one product. From the outputs y = [i, f, g, o]
+  and u = [0, 0, 1, 0]:
+
+      (1 - y) (.) (y + u) = [i(1-i), f(1-f), 1-g^2, o(1-o)]
+
 The composed version (``minigrad.nn.rnn_cell.lstm_step_composed``) is the test oracle.
 """
 from minigrad.backend import get_array_module
 from minigrad.function import Function
-from minigrad.ops._util import as_floats, sigmoid_array
+from minigrad.ops._util import as_floats
 
-__all__ = ["lstm_step_fused", "lstm_cell_forward", "lstm_cell_backward"]
-
-
-def lstm_cell_forward(xp, a, c):
-    """Gates and new state from the pre-activations a (B, 4H) and the cell state c (B, H):
-    (i, f, g, o, c', tanh(c')), each (B, H); h' = o tanh(c')."""
-    H = c.shape[-1]
-    i = sigmoid_array(xp, a[:, :H])                                  # input gate
-    f = sigmoid_array(xp, a[:, H:2 * H])                             # forget gate
-    g = xp.tanh(a[:, 2 * H:3 * H])                                   # candidate
-    o = sigmoid_array(xp, a[:, 3 * H:])                              # output gate
-    c_new = f * c + i * g                                            # (B, H)
-    return i, f, g, o, c_new, xp.tanh(c_new)
+__all__ = ["lstm_step_fused", "lstm_cell_forward", "lstm_cell_backward", "gate_constants"]
 
 
-def lstm_cell_backward(xp, g_h_new, g_c_new, i, f, g, o, tanh_c, c):
-    """(g_a (B, 4H), g_c_prev (B, H)): the gradients of the pre-activations and of the
-    old cell state, from those of h' and c' (the module docstring's equations)."""
-    # h' = o tanh(c')
-    g_o = g_h_new * tanh_c
-    g_c = g_c_new + g_h_new * o * (1.0 - tanh_c * tanh_c)
+def gate_constants(xp, dtype):
+    """(s, k, u), each (4, 1) to broadcast over a (B, 4, H) view of the gates: the
+    per-gate vectors of the module docstring."""
+    s = xp.asarray([[0.5], [0.5], [1.0], [0.5]], dtype=dtype)
+    k = xp.asarray([[0.5], [0.5], [0.0], [0.5]], dtype=dtype)
+    u = xp.asarray([[0.0], [0.0], [1.0], [0.0]], dtype=dtype)
+    return s, k, u
+
+
+def lstm_cell_forward(xp, a, c, constants, c_new, tanh_c, h_new):
+    """The gates and the new state from the pre-activations a (B, 4H) and the cell state
+    c (B, H). In place: ``a`` becomes the gates [i, f, g, o]; writes c' into ``c_new``,
+    tanh(c') into ``tanh_c`` and h' into ``h_new`` (each (B, H))."""
+    B, H = c.shape
+    s, k, _ = constants
+    a4 = a.reshape(B, 4, H)                                          # a view: a gate per row
+    # [i, f, g, o] = s tanh(s a) + k: the three sigmoids and the tanh in one tanh
+    a4 *= s
+    xp.tanh(a, out=a)
+    a4 *= s
+    a4 += k
+    i, f, g, o = a[:, :H], a[:, H:2 * H], a[:, 2 * H:3 * H], a[:, 3 * H:]
     # c' = f c + i g
-    g_ai = g_c * g * i * (1.0 - i)
-    g_af = g_c * c * f * (1.0 - f)
-    g_ag = g_c * i * (1.0 - g * g)
-    g_ao = g_o * o * (1.0 - o)
-    return xp.concatenate([g_ai, g_af, g_ag, g_ao], axis=-1), g_c * f
+    xp.multiply(f, c, out=c_new)
+    c_new += i * g
+    # h' = o tanh(c')
+    xp.tanh(c_new, out=tanh_c)
+    xp.multiply(o, tanh_c, out=h_new)
+
+
+def lstm_cell_backward(xp, g_h_new, g_c_new, gates, tanh_c, c, constants, g_a):
+    """From g_h' and g_c' (B, H): writes g_a (B, 4H), the gradient of the
+    pre-activations, into ``g_a`` and returns g_c_prev (B, H), that of the old cell
+    state (the module docstring's equations)."""
+    B, H = c.shape
+    _, _, u = constants
+    i, f, g = gates[:, :H], gates[:, H:2 * H], gates[:, 2 * H:3 * H]
+    o = gates[:, 3 * H:]
+    # h' = o tanh(c'): g_c = g_c' + g_h' o (1 - tanh(c')^2)
+    g_c = tanh_c * tanh_c
+    xp.subtract(1.0, g_c, out=g_c)
+    g_c *= o
+    g_c *= g_h_new
+    g_c += g_c_new
+    # c' = f c + i g, h' = o tanh(c'): [g_i, g_f, g_g, g_o]
+    xp.multiply(g_c, g, out=g_a[:, :H])
+    xp.multiply(g_c, c, out=g_a[:, H:2 * H])
+    xp.multiply(g_c, i, out=g_a[:, 2 * H:3 * H])
+    xp.multiply(g_h_new, tanh_c, out=g_a[:, 3 * H:])
+    # through the activations: g_a (.)= [i(1-i), f(1-f), 1-g^2, o(1-o)] = (1 - y)(y + u)
+    scratch = 1.0 - gates                                            # 1 - y
+    g_a *= scratch
+    xp.add(gates.reshape(B, 4, H), u, out=scratch.reshape(B, 4, H))  # y + u
+    g_a *= scratch
+    g_c *= f                                                         # g_c_prev = g_c f
+    return g_c
 
 
 class LSTMStep(Function):
@@ -59,19 +107,23 @@ class LSTMStep(Function):
 
     def forward(self, x_proj, h, c, weight_hh, bias_hh=None):
         xp = get_array_module(x_proj)
-        a = x_proj + h @ weight_hh.T                                 # (B, 4H)
+        gates = x_proj + h @ weight_hh.T                             # (B, 4H): a
         if bias_hh is not None:
-            a += bias_hh
-        i, f, g, o, c_new, tanh_c = lstm_cell_forward(xp, a, c)      # each (B, H)
+            gates += bias_hh
+        constants = gate_constants(xp, gates.dtype)
+        h_new, c_new, tanh_c = xp.empty_like(c), xp.empty_like(c), xp.empty_like(c)
+        lstm_cell_forward(xp, gates, c, constants, c_new, tanh_c, h_new)   # gates: [i, f, g, o]
         # Saved for backward: the gates and tanh(c') (their derivatives come from them),
         # the inputs c and h, and W_hh.
-        self.save_for_backward(i, f, g, o, tanh_c, c, h, weight_hh)
+        self.save_for_backward(gates, tanh_c, c, h, weight_hh, constants)
         self.has_bias = bias_hh is not None
-        return o * tanh_c, c_new
+        return h_new, c_new
 
     def backward(self, g_h_new, g_c_new):
-        i, f, g, o, tanh_c, c, h, weight_hh = self.saved
-        g_a, g_c = lstm_cell_backward(get_array_module(g_h_new), g_h_new, g_c_new, i, f, g, o, tanh_c, c)
+        gates, tanh_c, c, h, weight_hh, constants = self.saved
+        xp = get_array_module(g_h_new)
+        g_a = xp.empty_like(gates)                                   # (B, 4H)
+        g_c = lstm_cell_backward(xp, g_h_new, g_c_new, gates, tanh_c, c, constants, g_a)
         grads = (g_a, g_a @ weight_hh, g_c, g_a.T @ h)               # x_proj, h, c, W_hh
         if self.has_bias:
             grads += (g_a.sum(axis=0),)                              # (4H,)
