@@ -43,7 +43,15 @@ class Attention(Function):
         total = e.sum(axis=-1, keepdims=True)
         p = e / xp.where(total == 0, 1, total)                             # (..., T, S)
         self.save_for_backward(q, k, v, p)
-        return p @ v, p                                                    # (..., T, d_v), (..., T, S)
+        if p.ndim != 4:
+            return p @ v, p                                                # (..., T, d_v), (..., T, S)
+        # O of heads (B, h, T, d_v) written into (B, T, h, d_v) memory, returned as its
+        # transposed view: joining the heads (transpose(0, 2, 1, 3).reshape(B, T, h d_v),
+        # nn/multihead_attention.py) is then a view, not a copy of O
+        B, h, T, _ = p.shape
+        o = xp.empty((B, T, h, v.shape[-1]), dtype=p.dtype).transpose(0, 2, 1, 3)
+        xp.matmul(p, v, out=o)
+        return o, p                                                        # (B, h, T, d_v), (B, h, T, S)
 
     def backward(self, go, gp):
         q, k, v, p = self.saved
