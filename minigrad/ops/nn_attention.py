@@ -34,14 +34,17 @@ class Attention(Function):
 
     def forward(self, q, k, v):
         xp = get_array_module(q)
-        scores = (q @ xp.swapaxes(k, -1, -2)) * self.scale                  # (..., T, S)
+        # A, then P, built in place (a new array only for the boolean mask)
+        p = q @ xp.swapaxes(k, -1, -2)                                     # (..., T, S)
+        p *= self.scale
         if self.float_mask is not None:
-            scores = scores + self.float_mask
+            p += self.float_mask
         if self.bool_mask is not None:
-            scores = xp.where(self.bool_mask, float("-inf"), scores)
-        e = xp.exp(scores - stable_shift(scores, -1))                      # a masked row: shift 0
-        total = e.sum(axis=-1, keepdims=True)
-        p = e / xp.where(total == 0, 1, total)                             # (..., T, S)
+            p = xp.where(self.bool_mask, float("-inf"), p)
+        p -= stable_shift(p, -1)                                           # a masked row: shift 0
+        xp.exp(p, out=p)
+        total = p.sum(axis=-1, keepdims=True)
+        p /= xp.where(total == 0, 1, total)                                # (..., T, S)
         self.save_for_backward(q, k, v, p)
         if p.ndim != 4:
             return p @ v, p                                                # (..., T, d_v), (..., T, S)
@@ -58,9 +61,11 @@ class Attention(Function):
         xp = get_array_module(go)
         # O = P v
         gv = xp.swapaxes(p, -1, -2) @ go                                   # (..., S, d_v)
-        gp = gp + go @ xp.swapaxes(v, -1, -2)                              # (..., T, S)
-        # P = softmax(A): gA_j = P_j (gP_j - sum_i gP_i P_i)
-        ga = p * (gp - (gp * p).sum(axis=-1, keepdims=True))
+        ga = go @ xp.swapaxes(v, -1, -2)                                   # (..., T, S)
+        ga += gp                                                           # gP, in place
+        # P = softmax(A): gA_j = P_j (gP_j - sum_i gP_i P_i), in place
+        ga -= (ga * p).sum(axis=-1, keepdims=True)
+        ga *= p
         ga *= self.scale                                                   # A = q k^T * scale + M
         gq = ga @ k                                                        # (..., T, d)
         gk = xp.swapaxes(ga, -1, -2) @ q                                   # (..., S, d)
