@@ -119,10 +119,14 @@ state that exist before it:
     torch peak      the peak of the CPU allocator's running total during the
                     step, from PyTorch's profiler (``profile_memory=True``; the
                     allocation events of its event tree, an experimental API:
-                    "n/a" where it is missing). PyTorch keeps no CPU allocator
-                    statistics otherwise. It covers tensors (activations, saved
-                    tensors, gradients, temporaries), not Python objects nor
-                    MKL/oneDNN scratch buffers.
+                    "n/a" where it is missing), less the total before the step's
+                    first allocation: the profiler's total runs on across
+                    profiled steps in one process (a workload measured after
+                    others saw their leftover gradients in it: W5's 27.6 MB read
+                    75.3 after W1-W4 before this was subtracted). PyTorch keeps
+                    no CPU allocator statistics otherwise. It covers tensors
+                    (activations, saved tensors, gradients, temporaries), not
+                    Python objects nor MKL/oneDNN scratch buffers.
 
 The per-op overhead rows (``--workloads ...,overhead``) are ``overhead.py``'s run
 with its own method and defaults (best of 7 runs of 2000 calls, µs per op); see
@@ -798,16 +802,24 @@ def torch_peak_bytes(trainer):
         with stderr_to_devnull(), profile(activities=[ProfilerActivity.CPU],
                                           profile_memory=True) as prof:
             trainer.step()
-        totals = []
+        events = []                      # (time, size of this allocation or -free, total after it)
         nodes = list(prof.profiler.kineto_results.experimental_event_tree())
         while nodes:
             node = nodes.pop()
             if node.tag == _EventType.Allocation:
-                totals.append(node.extra_fields.total_allocated)
+                fields = node.extra_fields
+                events.append((node.start_time_ns, fields.alloc_size, fields.total_allocated))
             nodes.extend(node.children)
     except (ImportError, AttributeError, RuntimeError):
         return None
-    return max([0, *totals])
+    if not events:
+        return 0
+    # The running total is the process's since its first profiled allocation, not the
+    # step's: subtract the total before the step's first event.
+    events.sort()
+    _, size, total = events[0]
+    before = total - size
+    return max(0, max(total for _, _, total in events) - before)
 
 
 # --------------------------------------------------------------------------- #
