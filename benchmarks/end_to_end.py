@@ -34,7 +34,8 @@ garbage collector runs untimed before each step; the median of ``--steps`` steps
 ``--warmup``. tokens/s = the batch's target tokens (without padding) / the median step:
 the figure train.py prints. With ``--train-py`` the script also runs ``python train.py``
 itself for ``--steps`` steps (a child process, validation only at the end) and prints
-its own tokens/s (the median of its history.csv windows) beside.
+its own tokens/s (the median of its history.csv windows) beside; the child inherits the
+BLAS kernels of this process (``use_widest_kernels`` leaves OPENBLAS_CORETYPE set).
 
     python benchmarks/end_to_end.py                         # both recipes, a few minutes
     python benchmarks/end_to_end.py --recipes gpt --steps 60 --train-py

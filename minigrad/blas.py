@@ -14,9 +14,10 @@ attention kernels (oneDNN) use AVX-512 there, so the comparison is only fair wit
 when the CPU has AVX-512 and OpenBLAS chose narrower ones, checks one product against
 float64 arithmetic, and says what it did. It does what starting the process with
 ``OPENBLAS_CORETYPE=SkylakeX`` in the environment does (the documented OpenBLAS
-setting), for a process that has already imported NumPy. Call it at the start, before
-any thread runs a product (as ``train.py`` calls ``reuse_freed_memory``). Results change
-in their last bits (the kernels sum in another order), as with any BLAS.
+setting), for a process that has already imported NumPy, and leaves that variable set,
+so that child processes start with the same kernels. Call it at the start, before any
+thread runs a product (as ``train.py`` calls ``reuse_freed_memory``). Results change in
+their last bits (the kernels sum in another order), as with any BLAS.
 
 It needs Linux (it finds the library in ``/proc/self/maps``) and an OpenBLAS built with
 ``DYNAMIC_ARCH`` (NumPy's wheels are); elsewhere it changes nothing and says why.
