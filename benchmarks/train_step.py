@@ -3,9 +3,9 @@
 What is measured
 ----------------
 One full training step, float32: ``zero_grad``, forward to the loss, backward,
-Adam update (lr 1e-3, PyTorch's defaults otherwise, in both frameworks). The same
-batch of random token ids is used at every step. Three models, as issue 6 names them
-(vocabulary V = 1000 everywhere):
+Adam update (lr 1e-3, PyTorch's defaults otherwise, in both frameworks; W4 and W5
+clip the gradient norm to 1 first). The same batch of token ids is used at every
+step. W1-W3 are issue 6's workloads (vocabulary V = 1000), W4-W6 issue 15's:
 
     W1  Transformer   src and tgt Embedding(1000, 256); Transformer(d_model=256,
                       nhead=4, 2 encoder + 2 decoder layers, dim_feedforward=1024,
@@ -36,6 +36,19 @@ batch of random token ids is used at every step. Three models, as issue 6 names 
                       frameworks would draw different dropout masks, and the
                       losses could not be checked equal. PyTorch's twin is
                       written out below (torch.nn.Transformer, the same names).
+    W5  GPT           models/gpt.py with nanoGPT's CPU recipe: 4 layers, 4 heads,
+                      d_model 128, block 64, batch 12, character vocabulary
+                      V = 65, GELU (tanh form), tied output layer; Adam, the
+                      gradient norm clipped to 1; next-token cross-entropy. The
+                      twin: torch.nn.MultiheadAttention, LayerNorm, Linear (the
+                      same names; tests/test_gpt.py's).
+    W6  BERT          models/bert.py's masked-LM step: d_model 256, 4 layers, 4
+                      heads, feed-forward 1024, exact (erf) GELU, sequence 128,
+                      batch 32, V = 1000; [CLS] a [SEP] b [SEP] pairs, 15% of the
+                      real tokens chosen (80% of them [MASK]), the MLM head on
+                      the chosen positions only; loss = mean MLM cross-entropy +
+                      next-sentence cross-entropy. The twin:
+                      torch.nn.TransformerEncoder (tests/test_bert.py's).
 
 The tokens/s column is the target tokens of the batch (W4: without padding)
 divided by the median step time: the throughput ``train.py`` reports, without
@@ -66,6 +79,13 @@ as train.py does: glibc malloc then keeps freed blocks for the next step instead
 of returning them to the kernel and page-faulting them in again. It is a process
 setting, so PyTorch's CPU allocations (also through malloc) get it too.
 ``--default-malloc`` leaves glibc's defaults, to see the difference.
+
+BLAS kernels: by default the run first calls ``minigrad.blas.use_widest_kernels()``:
+where the CPU has AVX-512 and NumPy's OpenBLAS chose narrower kernels (OpenBLAS 0.3.31
+runs its AVX2 "Haswell" kernels on AMD Zen 5), it switches OpenBLAS to its AVX-512
+ones, which PyTorch's oneDNN kernels use on such a CPU already; PyTorch's own matrix
+products (MKL) are not affected. ``--blas-as-loaded`` keeps the kernels OpenBLAS chose.
+The header says which ran.
 
 Threads: both frameworks get ``--threads`` (default: every CPU of the machine).
 The environment variables OMP_NUM_THREADS, OPENBLAS_NUM_THREADS and
@@ -99,10 +119,14 @@ state that exist before it:
     torch peak      the peak of the CPU allocator's running total during the
                     step, from PyTorch's profiler (``profile_memory=True``; the
                     allocation events of its event tree, an experimental API:
-                    "n/a" where it is missing). PyTorch keeps no CPU allocator
-                    statistics otherwise. It covers tensors (activations, saved
-                    tensors, gradients, temporaries), not Python objects nor
-                    MKL/oneDNN scratch buffers.
+                    "n/a" where it is missing), less the total before the step's
+                    first allocation: the profiler's total runs on across
+                    profiled steps in one process (a workload measured after
+                    others saw their leftover gradients in it: W5's 27.6 MB read
+                    75.3 after W1-W4 before this was subtracted). PyTorch keeps
+                    no CPU allocator statistics otherwise. It covers tensors
+                    (activations, saved tensors, gradients, temporaries), not
+                    Python objects nor MKL/oneDNN scratch buffers.
 
 The per-op overhead rows (``--workloads ...,overhead``) are ``overhead.py``'s run
 with its own method and defaults (best of 7 runs of 2000 calls, µs per op); see
@@ -118,10 +142,11 @@ Why a ratio in one run, not a wall-clock assertion: milliseconds depend on the
 CPU, its load and its BLAS; the two frameworks measured side by side share all of
 that, so the ratio minigrad/PyTorch is what carries over between machines.
 
-    python benchmarks/train_step.py                          # about 1 minute on 2 idle cores
+    python benchmarks/train_step.py                          # a few minutes on 2 idle cores
     python benchmarks/train_step.py --workloads W3 --repeat 20 --threads 1
     python benchmarks/train_step.py --profile W1,W3          # cProfile of one minigrad step
     python benchmarks/train_step.py --default-malloc         # without reuse_freed_memory()
+    python benchmarks/train_step.py --blas-as-loaded         # OpenBLAS's own choice of kernels
 """
 import argparse
 import contextlib
@@ -136,8 +161,8 @@ import time
 import tracemalloc
 from dataclasses import dataclass
 
-WORKLOAD_NAMES = ("W1", "W2", "W3", "W4", "overhead")
-MODEL_WORKLOADS = ("W1", "W2", "W3", "W4")
+WORKLOAD_NAMES = ("W1", "W2", "W3", "W4", "W5", "W6", "overhead")
+MODEL_WORKLOADS = ("W1", "W2", "W3", "W4", "W5", "W6")
 THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
 
 
@@ -160,7 +185,7 @@ def model_workload_list(text):
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--workloads", type=workload_list, default=list(WORKLOAD_NAMES),
-                        help="comma-separated, from W1,W2,W3,W4,overhead (default: all)")
+                        help="comma-separated, from W1,...,W6,overhead (default: all)")
     parser.add_argument("--repeat", type=int, default=20,
                         help="timed steps per framework and workload; the median is reported (default 20)")
     parser.add_argument("--warmup", type=int, default=3,
@@ -174,6 +199,9 @@ def parse_args(argv=None):
     parser.add_argument("--default-malloc", action="store_true",
                         help="keep glibc's malloc defaults (by default reuse_freed_memory() is "
                              "applied, as train.py does)")
+    parser.add_argument("--blas-as-loaded", action="store_true",
+                        help="keep the BLAS kernels OpenBLAS chose (by default "
+                             "minigrad.blas.use_widest_kernels() is applied)")
     args = parser.parse_args(argv)
     if args.repeat < 1 or args.warmup < 0 or args.threads < 1:
         parser.error("--repeat and --threads must be at least 1, --warmup at least 0")
@@ -196,6 +224,7 @@ import numpy as np        # noqa: E402
 
 import minigrad as mg     # noqa: E402
 from minigrad import nn, optim   # noqa: E402
+from minigrad import blas                # noqa: E402
 from minigrad.allocator import reuse_freed_memory   # noqa: E402
 
 try:
@@ -423,9 +452,10 @@ class MinigradTrainPyDefault(nn.Module):
 
 
 class TorchSeq2SeqTransformer(TorchModule):
-    """models/transformer.py's TransformerSeq2Seq in PyTorch, with its names."""
+    """models/transformer.py's TransformerSeq2Seq in PyTorch, with its names (dropout
+    where minigrad's model has it: after the positions, and in every layer)."""
 
-    def __init__(self, config, src_vocab, tgt_vocab):
+    def __init__(self, config, src_vocab, tgt_vocab, dropout=0.0):
         super().__init__()
         D = config.d_model
         self.d_model = D
@@ -436,12 +466,13 @@ class TorchSeq2SeqTransformer(TorchModule):
         table = sinusoidal_positional_encoding(config.max_positions, D, dtype="float32")
         self.register_buffer("pe", torch.from_numpy(table.numpy()), persistent=False)  # (L, D)
         self.transformer = torch.nn.Transformer(
-            D, config.heads, config.layers, config.layers, config.ff, dropout=0.0,
+            D, config.heads, config.layers, config.layers, config.ff, dropout=dropout,
             batch_first=True)
         self.generator = torch.nn.Linear(D, tgt_vocab)
+        self.dropout = torch.nn.Dropout(dropout)
 
     def embed(self, embedding, tokens):
-        return embedding(tokens) * self.d_model ** 0.5 + self.pe[:tokens.shape[1]]  # (B, L, D)
+        return self.dropout(embedding(tokens) * self.d_model ** 0.5 + self.pe[:tokens.shape[1]])  # (B, L, D)
 
     def forward(self, src, src_lengths, tgt_in):
         S, T = src.shape[1], tgt_in.shape[1]
@@ -465,6 +496,164 @@ class TorchTrainPyDefault(TorchModule):
         logits = self.model(src, src_lengths, tgt_in)                        # (B, T, V_tgt)
         return torch.nn.functional.cross_entropy(logits.reshape(-1, logits.shape[-1]),
                                                  tgt_out.reshape(-1), ignore_index=PAD)
+
+
+# --------------------------------------------------------------------------- #
+# W5: GPT (nanoGPT's CPU recipe)
+# --------------------------------------------------------------------------- #
+# B = 12 windows, T = 64 positions, D = 128, V = 65 characters.
+
+GPT_VOCAB, GPT_BLOCK, GPT_BATCH = 65, 64, 12
+
+
+def gpt_config():
+    from models.gpt import GPTConfig
+    return GPTConfig(vocab_size=GPT_VOCAB, block_size=GPT_BLOCK, n_layer=4, n_head=4, d_model=128,
+                     dropout=0.0)
+
+
+class MinigradGPT(nn.Module):
+    def __init__(self):
+        super().__init__()
+        from models.gpt import GPT
+        self.model = GPT(gpt_config())
+
+    def forward(self, x, y):
+        logits = self.model(x)                                               # (B, T, V)
+        return mg.cross_entropy(logits.reshape(-1, GPT_VOCAB), y.reshape(-1))
+
+
+class TorchGPTBlock(TorchModule):
+    def __init__(self, D, h):
+        super().__init__()
+        self.ln_1 = torch.nn.LayerNorm(D)
+        self.attn = torch.nn.MultiheadAttention(D, h, batch_first=True)
+        self.ln_2 = torch.nn.LayerNorm(D)
+        self.mlp = torch.nn.Module()
+        self.mlp.c_fc = torch.nn.Linear(D, 4 * D)
+        self.mlp.c_proj = torch.nn.Linear(4 * D, D)
+
+    def forward(self, x, causal):
+        h = self.ln_1(x)
+        a, _ = self.attn(h, h, h, attn_mask=causal, need_weights=False)     # (B, T, D)
+        x = x + a
+        u = self.mlp.c_fc(self.ln_2(x))                                      # (B, T, 4D)
+        return x + self.mlp.c_proj(torch.nn.functional.gelu(u, approximate="tanh"))
+
+
+class TorchGPT(TorchModule):
+    """models/gpt.py's GPT from torch.nn, with its names (tests/test_gpt.py's twin;
+    dropout 0, as the recipe)."""
+
+    def __init__(self, config=None):
+        super().__init__()
+        c = config or gpt_config()
+        self.vocab_size = c.vocab_size
+        self.model = torch.nn.Module()
+        self.model.wte = torch.nn.Embedding(c.vocab_size, c.d_model)
+        self.model.wpe = torch.nn.Embedding(c.block_size, c.d_model)
+        self.model.blocks = torch.nn.ModuleList(TorchGPTBlock(c.d_model, c.n_head) for _ in range(c.n_layer))
+        self.model.ln_f = torch.nn.LayerNorm(c.d_model)
+        self.model.lm_head = torch.nn.Linear(c.d_model, c.vocab_size, bias=False)
+        self.model.lm_head.weight = self.model.wte.weight                    # tied
+
+    def forward(self, x, y):
+        T = x.shape[1]
+        causal = torch.ones(T, T, dtype=torch.bool).triu(1)                  # (T, T), True: hidden
+        h = self.model.wte(x) + self.model.wpe(torch.arange(T))              # (B, T, D)
+        for block in self.model.blocks:
+            h = block(h, causal)
+        logits = self.model.lm_head(self.model.ln_f(h))                      # (B, T, V)
+        return torch.nn.functional.cross_entropy(logits.reshape(-1, self.vocab_size), y.reshape(-1))
+
+
+def gpt_batch(rng):
+    windows = rng.integers(0, GPT_VOCAB, (GPT_BATCH, GPT_BLOCK + 1))         # (B, T + 1)
+    return windows[:, :-1], windows[:, 1:]
+
+
+# --------------------------------------------------------------------------- #
+# W6: BERT, a masked-LM step
+# --------------------------------------------------------------------------- #
+# B = 32 pairs, T = 128, D = 256, V = 1000 (ids 0-3 the specials [PAD] [CLS] [SEP] [MASK]).
+
+BERT_VOCAB, BERT_T, BERT_BATCH = 1000, 128, 32
+BERT_CLS, BERT_SEP, BERT_MASK = 1, 2, 3
+
+
+def bert_config():
+    from models.bert import BERTConfig
+    return BERTConfig(vocab_size=BERT_VOCAB, max_positions=BERT_T, n_layer=4, n_head=4, d_model=256,
+                      d_ff=1024, dropout=0.0, gelu_approximate="none")
+
+
+class MinigradBERT(nn.Module):
+    def __init__(self):
+        super().__init__()
+        from models.bert import BERT
+        self.model = BERT(bert_config())
+
+    def forward(self, tokens, segments, chosen, mlm_labels, nsp_labels):
+        from models.bert import bert_loss
+        mlm_logits, nsp_logits = self.model(tokens, segments, mlm_positions=chosen)   # (N, V), (B, 2)
+        return bert_loss(mlm_logits, mlm_labels.data[chosen.data], nsp_logits, nsp_labels)[0]
+
+
+class TorchBERT(TorchModule):
+    """models/bert.py's BERT from torch.nn, with its names (tests/test_bert.py's twin)."""
+
+    def __init__(self):
+        super().__init__()
+        c = bert_config()
+        D, V, eps = c.d_model, c.vocab_size, c.layer_norm_eps
+        self.model = torch.nn.Module()
+        m = self.model
+        m.embeddings = torch.nn.Module()
+        m.embeddings.token_embeddings = torch.nn.Embedding(V, D)
+        m.embeddings.segment_embeddings = torch.nn.Embedding(c.type_vocab_size, D)
+        m.embeddings.position_embeddings = torch.nn.Embedding(c.max_positions, D)
+        m.embeddings.norm = torch.nn.LayerNorm(D, eps=eps)
+        layer = torch.nn.TransformerEncoderLayer(D, c.n_head, c.d_ff, 0.0, activation=torch.nn.functional.gelu,
+                                                 layer_norm_eps=eps, batch_first=True)
+        m.encoder = torch.nn.TransformerEncoder(layer, c.n_layer, enable_nested_tensor=False)
+        m.mlm_head = torch.nn.Module()
+        m.mlm_head.transform = torch.nn.Linear(D, D)
+        m.mlm_head.norm = torch.nn.LayerNorm(D, eps=eps)
+        m.mlm_head.decoder = torch.nn.Linear(D, V)
+        m.mlm_head.decoder.weight = m.embeddings.token_embeddings.weight     # tied
+        m.nsp_head = torch.nn.Module()
+        m.nsp_head.pooler = torch.nn.Linear(D, D)
+        m.nsp_head.classifier = torch.nn.Linear(D, 2)
+
+    def forward(self, tokens, segments, chosen, mlm_labels, nsp_labels):
+        m, T = self.model, tokens.shape[1]
+        e = m.embeddings
+        x = e.norm(e.token_embeddings(tokens) + e.segment_embeddings(segments)
+                   + e.position_embeddings.weight[:T])                       # (B, T, D)
+        h = m.encoder(x, src_key_padding_mask=tokens == 0)                   # (B, T, D)
+        z = m.mlm_head.norm(torch.nn.functional.gelu(m.mlm_head.transform(h[chosen])))   # (N, D)
+        mlm_logits = m.mlm_head.decoder(z)                                   # (N, V)
+        nsp_logits = m.nsp_head.classifier(torch.tanh(m.nsp_head.pooler(h[:, 0])))       # (B, 2)
+        return torch.nn.functional.cross_entropy(mlm_logits, mlm_labels[chosen]) + \
+            torch.nn.functional.cross_entropy(nsp_logits, nsp_labels)
+
+
+def bert_batch(rng):
+    """(tokens, segments, chosen, mlm_labels, nsp_labels): B pairs [CLS] a [SEP] b [SEP]
+    of random real tokens (a and b of random lengths, no padding), 15% of the real
+    tokens chosen, 80% of those replaced by [MASK], 10% by a random token."""
+    B, T = BERT_BATCH, BERT_T
+    original = rng.integers(4, BERT_VOCAB, (B, T))                           # (B, T)
+    cut = rng.integers(T // 4, 3 * T // 4, B)                                # [SEP] after a
+    original[:, 0], original[np.arange(B), cut], original[:, -1] = BERT_CLS, BERT_SEP, BERT_SEP
+    segments = (np.arange(T)[None, :] > cut[:, None]).astype(np.int64)       # (B, T)
+    real = original >= 4
+    chosen = real & (rng.random((B, T)) < 0.15)
+    draw = rng.random((B, T))
+    tokens = np.where(chosen & (draw < 0.8), BERT_MASK, original)
+    tokens = np.where(chosen & (draw >= 0.8) & (draw < 0.9), rng.integers(4, BERT_VOCAB, (B, T)), tokens)
+    mlm_labels = np.where(chosen, original, -100)
+    return tokens, segments, chosen, mlm_labels, rng.integers(0, 2, B)
 
 
 def minigrad_seq2seq_inputs(arrays):
@@ -498,6 +687,11 @@ WORKLOADS = {
                    MinigradTrainPyDefault, minigrad_seq2seq_inputs, TorchTrainPyDefault, torch_tensors,
                    optimizer=dict(lr=2e-3, betas=(0.9, 0.98)), clip=1.0,
                    tokens=lambda arrays: int((arrays[-1] != PAD).sum())),
+    "W5": Workload("W5", "GPT (4 layers, d 128, nanoGPT's CPU recipe), B 12, T 64", gpt_batch,
+                   MinigradGPT, minigrad_tensors, TorchGPT, torch_tensors, clip=1.0),
+    "W6": Workload("W6", "BERT masked LM (4 layers, d 256, erf GELU), B 32, T 128", bert_batch,
+                   MinigradBERT, minigrad_tensors, TorchBERT, torch_tensors,
+                   tokens=lambda arrays: arrays[0].size),
 }
 
 
@@ -608,16 +802,24 @@ def torch_peak_bytes(trainer):
         with stderr_to_devnull(), profile(activities=[ProfilerActivity.CPU],
                                           profile_memory=True) as prof:
             trainer.step()
-        totals = []
+        events = []                      # (time, size of this allocation or -free, total after it)
         nodes = list(prof.profiler.kineto_results.experimental_event_tree())
         while nodes:
             node = nodes.pop()
             if node.tag == _EventType.Allocation:
-                totals.append(node.extra_fields.total_allocated)
+                fields = node.extra_fields
+                events.append((node.start_time_ns, fields.alloc_size, fields.total_allocated))
             nodes.extend(node.children)
     except (ImportError, AttributeError, RuntimeError):
         return None
-    return max([0, *totals])
+    if not events:
+        return 0
+    # The running total is the process's since its first profiled allocation, not the
+    # step's: subtract the total before the step's first event.
+    events.sort()
+    _, size, total = events[0]
+    before = total - size
+    return max(0, max(total for _, _, total in events) - before)
 
 
 # --------------------------------------------------------------------------- #
@@ -711,9 +913,10 @@ def print_header(args, load_before):
           f"minigrad {mg.__version__}")
     print(f"- threads: {thread_report(args.threads)}")
     alternating = ", the frameworks alternating step by step" if torch is not None else ""
-    print(f"- float32, Adam (lr 1e-3; W4 as train.py); median of {args.repeat} steps after {args.warmup} warm-up "
+    print(f"- float32, Adam (lr 1e-3; W4 as train.py; W4, W5 clipped to norm 1); median of {args.repeat} steps after {args.warmup} warm-up "
           f"steps{alternating}")
     print(f"- malloc: {args.malloc}")
+    print(f"- BLAS: {args.blas}")
     print(f"- load average at start (1, 5, 15 min): {load_before}")
 
 
@@ -779,6 +982,8 @@ def main(argv=None):
                                                  "not available here (not glibc)")
     else:
         args.malloc = "glibc defaults (--default-malloc)"
+    args.blas = (f"kept as loaded: OpenBLAS {blas.openblas_core()} (--blas-as-loaded)" if args.blas_as_loaded
+                 else blas.use_widest_kernels())
     if args.profile:
         for name in args.profile:
             profile_workload(WORKLOADS[name], args.warmup)

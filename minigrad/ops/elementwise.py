@@ -232,28 +232,37 @@ class GELU(Function):
         self.approximate = approximate
 
     def forward(self, x):
-        xp = get_array_module(x)
+        # Saved: x alone (the graph holds it anyway), as PyTorch; backward recomputes
+        # tanh(u) or Phi(x) from it, one pass, instead of keeping an array of x's size.
+        self.save_for_backward(x)
         if self.approximate == "tanh":
-            # u = sqrt(2/pi) (x + 0.044715 x^3) = sqrt(2/pi) x (1 + 0.044715 x^2), in place
-            # (x * x, not x ** 3: NumPy's power with a float exponent is ~150x slower)
-            u = x * x                                             # x^2
-            u *= 0.044715 * self._SQRT_2_OVER_PI
-            u += self._SQRT_2_OVER_PI
-            u *= x                                                # u
-            t = xp.tanh(u)
-            # t is kept too (one array of x's size): backward then needs no second tanh
-            self.save_for_backward(x, t)
-            y = t + 1
+            y = self._tanh_u(x) + 1
             y *= x
             y *= 0.5                                              # x (1 + t) / 2
             return y
-        self.save_for_backward(x)
-        cdf = 0.5 * (1 + backend_of(x).erf(x * self._INV_SQRT_2))
-        return x * cdf
+        return x * self._cdf(x)
+
+    def _tanh_u(self, x):
+        """t = tanh(u), u = sqrt(2/pi) (x + 0.044715 x^3) = sqrt(2/pi) x (1 + 0.044715 x^2),
+        u built in place (x * x, not x ** 3: NumPy's power with a float exponent is
+        ~150x slower)."""
+        u = x * x                                                 # x^2
+        u *= 0.044715 * self._SQRT_2_OVER_PI
+        u += self._SQRT_2_OVER_PI
+        u *= x                                                    # u
+        return get_array_module(x).tanh(u)
+
+    def _cdf(self, x):
+        """Phi(x) = (1 + erf(x / sqrt 2)) / 2, built in place."""
+        cdf = backend_of(x).erf(x * self._INV_SQRT_2)
+        cdf += 1
+        cdf *= 0.5
+        return cdf
 
     def backward(self, gy):
+        x, = self.saved
         if self.approximate == "tanh":
-            x, t = self.saved
+            t = self._tanh_u(x)
             # du/dx = sqrt(2/pi) (1 + 3 * 0.044715 x^2)
             du = x * x
             du *= 3 * 0.044715 * self._SQRT_2_OVER_PI
@@ -267,12 +276,14 @@ class GELU(Function):
             g *= 0.5
             g *= gy
             return g
-        x, = self.saved
         xp = get_array_module(x)
-        cdf = 0.5 * (1 + backend_of(x).erf(x * self._INV_SQRT_2))
-        pdf = self._INV_SQRT_2PI * xp.exp(-0.5 * x * x)
-        # dy/dx = Phi(x) + x phi(x)
-        return gy * (cdf + x * pdf)
+        # dy/dx = Phi(x) + x phi(x), phi(x) = e^(-x^2/2) / sqrt(2 pi), built in one array
+        g = xp.exp(-0.5 * x * x)
+        g *= self._INV_SQRT_2PI                                   # phi(x)
+        g *= x
+        g += self._cdf(x)
+        g *= gy
+        return g
 
 
 # --------------------------------------------------------------------------- #

@@ -40,18 +40,30 @@ class Attention(Function):
 
     def forward(self, q, k, v):
         xp = get_array_module(q)
-        scores = matmul_arrays(q, xp.swapaxes(k, -1, -2)) * self.scale     # (..., T, S)
-        if scores.dtype == "float16":                                      # the softmax in float32
-            scores = scores.astype("float32")
+        # A, then P, built in place in one (..., T, S) array (a new one only for the boolean mask)
+        p = matmul_arrays(q, xp.swapaxes(k, -1, -2))                       # (..., T, S)
+        if p.dtype == "float16":                                           # the softmax in float32
+            p = p.astype("float32")
+        p *= self.scale
         if self.float_mask is not None:
-            scores = scores + self.float_mask
+            p += self.float_mask
         if self.bool_mask is not None:
-            scores = xp.where(self.bool_mask, float("-inf"), scores)
-        e = xp.exp(scores - stable_shift(scores, -1))                      # a masked row: shift 0
-        total = e.sum(axis=-1, keepdims=True)
-        p = e / xp.where(total == 0, 1, total)                             # (..., T, S)
+            p = xp.where(self.bool_mask, float("-inf"), p)
+        p -= stable_shift(p, -1)                                           # a masked row: shift 0
+        xp.exp(p, out=p)
+        total = p.sum(axis=-1, keepdims=True)
+        p /= xp.where(total == 0, 1, total)                                # (..., T, S)
         self.save_for_backward(q, k, v, p)
-        return matmul_arrays(p.astype(v.dtype, copy=False), v), p          # (..., T, d_v), (..., T, S)
+        p_v = p.astype(v.dtype, copy=False)                                # P as the product reads it
+        if p.ndim != 4 or v.dtype == "float16":
+            return matmul_arrays(p_v, v), p                                # (..., T, d_v), (..., T, S)
+        # O of heads (B, h, T, d_v) written into (B, T, h, d_v) memory, returned as its
+        # transposed view: joining the heads (transpose(0, 2, 1, 3).reshape(B, T, h d_v),
+        # nn/multihead_attention.py) is then a view, not a copy of O
+        B, h, T, _ = p.shape
+        o = xp.empty((B, T, h, v.shape[-1]), dtype=v.dtype).transpose(0, 2, 1, 3)
+        xp.matmul(p_v, v, out=o)
+        return o, p                                                        # (B, h, T, d_v), (B, h, T, S)
 
     def backward(self, go, gp):
         q, k, v, p = self.saved
@@ -59,9 +71,11 @@ class Attention(Function):
         p_v = p.astype(v.dtype, copy=False)                                # P as the product read it
         # O = P v
         gv = matmul_arrays(xp.swapaxes(p_v, -1, -2), go)                   # (..., S, d_v)
-        gp = gp + matmul_arrays(go, xp.swapaxes(v, -1, -2)).astype(p.dtype, copy=False)   # (..., T, S)
-        # P = softmax(A): gA_j = P_j (gP_j - sum_i gP_i P_i)
-        ga = p * (gp - (gp * p).sum(axis=-1, keepdims=True))
+        ga = matmul_arrays(go, xp.swapaxes(v, -1, -2)).astype(p.dtype, copy=False)   # (..., T, S)
+        ga += gp                                                           # gP, in place
+        # P = softmax(A): gA_j = P_j (gP_j - sum_i gP_i P_i), in place
+        ga -= (ga * p).sum(axis=-1, keepdims=True)
+        ga *= p
         ga *= self.scale                                                   # A = q k^T * scale + M
         ga = ga.astype(q.dtype, copy=False)                                # the products' precision
         gq = matmul_arrays(ga, k)                                          # (..., T, d)

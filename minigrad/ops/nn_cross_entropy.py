@@ -52,15 +52,17 @@ class CrossEntropy(Function):
     def forward(self, logits, target):
         xp = get_array_module(logits)
         N, C = logits.shape
-        log_p = logits - logsumexp_array(logits, 1)              # (N, C)
+        lse = logsumexp_array(logits, 1)                          # (N, 1): log p = logits - lse
         valid = target != self.ignore_index                       # (N,)
         t = xp.where(valid, target, 0)                            # (N,) safe to index with
-        nll = -log_p[xp.arange(N), t]                             # (N,)
+        nll = lse[:, 0] - logits[xp.arange(N), t]                 # (N,) -log p_t
         loss = (1 - self.eps) * nll                               # (N,)
         if self.eps > 0:      # only then: a masked logit (-inf) would make 0 * -inf = NaN
-            loss = loss - (self.eps / C) * log_p.sum(axis=1)
+            loss = loss - (self.eps / C) * (logits - lse).sum(axis=1)
         loss = xp.where(valid, loss, 0)                           # (N,)
-        self.save_for_backward(log_p, t, valid)
+        # Saved: the logits (the graph holds them anyway) and lse, not log p: an (N, C)
+        # array less to keep; backward recomputes softmax = exp(logits - lse).
+        self.save_for_backward(logits, lse, t, valid)
         if self.reduction == "none":
             return loss
         if self.reduction == "sum":
@@ -69,19 +71,20 @@ class CrossEntropy(Function):
         return loss.sum() / self.count.astype(loss.dtype)         # () mean over valid targets
 
     def backward(self, gy):
-        log_p, t, valid = self.saved
-        xp = get_array_module(log_p)
-        N, C = log_p.shape
+        logits, lse, t, valid = self.saved
+        xp = get_array_module(logits)
+        N, C = logits.shape
         # d loss_n / d x_n = softmax(x_n) - q_n (module docstring, steps 1-3),
         # built in one (N, C) array, in place
-        g_logits = xp.exp(log_p)                                       # (N, C) softmax
+        g_logits = logits - lse                                        # (N, C) log p
+        xp.exp(g_logits, out=g_logits)                                 # softmax
         g_logits[xp.arange(N), t] -= 1 - self.eps                      # - (1 - eps) onehot(t)
         if self.eps > 0:
             g_logits -= self.eps / C                                   # - eps / C
         if self.reduction == "mean":
             gy = gy / self.count.astype(gy.dtype)
         # each example's upstream gradient, 0 where its target is ignored
-        row_scale = xp.where(valid, gy, 0).astype(log_p.dtype)         # (N,)
+        row_scale = xp.where(valid, gy, 0).astype(logits.dtype)        # (N,)
         g_logits *= row_scale[:, None]
         return g_logits, None
 

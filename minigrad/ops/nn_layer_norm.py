@@ -77,17 +77,21 @@ class LayerNorm(Function):
         var = (x_hat * x_hat).mean(axis=axes, keepdims=True)          # (..., 1)
         rstd = 1 / (var + self.eps) ** 0.5                            # (..., 1)
         x_hat *= rstd                                                 # (..., N) normalized, in place
-        # Saved: x_hat and rstd, all the closed-form backward needs (not x, mu, var).
-        self.save_for_backward(x_hat, rstd, weight)
+        # Saved: x (the input, which the graph holds anyway), mu and rstd; backward
+        # recomputes x_hat from them (two passes) instead of keeping a second array of
+        # x's size.
+        self.save_for_backward(x, mu, rstd, weight)
+        y = x_hat                                                     # y built in place
         if weight is not None:
-            y = x_hat * weight                                        # (..., N)
-            if bias is not None:
-                y += bias
-            return y
-        return x_hat + bias if bias is not None else x_hat
+            y *= weight
+        if bias is not None:
+            y += bias
+        return y
 
     def backward(self, gy):
-        x_hat, rstd, weight = self.saved
+        x, mu, rstd, weight = self.saved
+        x_hat = x - mu
+        x_hat *= rstd                                                 # (..., N), as in forward
         axes = tuple(range(x_hat.ndim - self.k, x_hat.ndim))
         batch_axes = tuple(range(x_hat.ndim - self.k))
         grads = []
