@@ -57,6 +57,7 @@ import minigrad as mg
 from minigrad import distributed as dist
 from minigrad import optim
 from minigrad.allocator import reuse_freed_memory
+from minigrad.blas import use_widest_kernels
 from minigrad.amp import GradScaler, autocast
 from minigrad.data import DataError
 from minigrad.deferred_checks import DeferredChecks
@@ -375,6 +376,9 @@ def train(args, typed, run):
     out = on_main(lambda: prepare_run_dir(config, args))
     mg.set_backend(config.backend)                # BackendError says why, if it can't
     reuse_freed_memory()        # a step's arrays reuse the last step's memory (minigrad/allocator.py)
+    blas = use_widest_kernels()                   # NumPy's BLAS at this CPU's width (minigrad/blas.py)
+    if not blas.startswith("unchanged"):
+        say(blas)
 
     objective = make_objective(config, tokenizers)
     mg.manual_seed(config.seed)
