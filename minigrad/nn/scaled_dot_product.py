@@ -85,10 +85,10 @@ def attention_core(q, k, v, masks=(), scale=None, dropout_p=0.0, training=True):
     """(O, P'): O = P' V with P' = dropout(P) and P = softmax(Q K^T * scale + M), M from
     ``masks``, a list of (mask or None, name). Shapes: O (..., T, d_v), P' (..., T, S).
 
-    The inputs checked (``_core_inputs``, ``_checked_mask``), then the fused op
-    (``AttentionCore``, minigrad/ops/nn_attention.py) does the work; where q, k, v differ
-    in their leading shape (broadcast), its readable reference ``attention_core_composed``
-    does.
+    Checks the inputs (``_core_inputs``, ``_checked_mask``); then the fused op
+    (``AttentionCore``, minigrad/ops/nn_attention.py) does the work, or, where q, k, v
+    differ in their leading shape (broadcast), its readable reference
+    ``attention_core_composed``.
     """
     q, k, v, scale = _core_inputs(q, k, v, scale, dropout_p)
     if not q.shape[:-2] == k.shape[:-2] == v.shape[:-2]:

@@ -2,18 +2,19 @@
 with one hand-derived backward (Vaswani et al., 2017, §3.2.1).
 
 Forward, for q (..., T, d), k (..., S, d), v (..., S, d_v), a fixed mask M and, in
-training with dropout p on the weights, a fixed keep-mask m (1 with probability 1 - p):
+training with dropout on the weights (probability p_drop), a fixed keep-mask m (1 with
+probability 1 - p_drop):
 
     A  = q k^T * scale + M        (..., T, S)   M: -inf where not allowed, or added floats
     P  = softmax(A)               (..., T, S)   a row with every key masked: all zeros
-    P' = P (.) m / (1 - p)        (..., T, S)   dropout; P' = P without it
+    P' = P (.) m / (1 - p_drop)   (..., T, S)   dropout; P' = P without it
     O  = P' v                     (..., T, d_v)
 
 Backward, with gO = dL/dO and gP' = dL/dP' (nonzero when the weights P' are used too):
 
     gv   = P'^T gO
     gP' += gO v^T
-    gP   = gP' (.) m / (1 - p)
+    gP   = gP' (.) m / (1 - p_drop)
     gA   = P (.) (gP - sum_s gP (.) P)          the softmax's Jacobian, from its output
     gq   = gA k * scale;    gk = gA^T q * scale
 
@@ -86,7 +87,7 @@ class AttentionCore(Function):
         gp = matmul_arrays(go, xp.swapaxes(v, -1, -2)).astype(p.dtype, copy=False)   # (..., T, S)
         gp += g_weights                                                    # gP', in place
         if self.keep is not None:
-            # P' = P (.) m / (1 - p): gP = gP' (.) m / (1 - p), in place
+            # P' = P (.) m / (1 - p_drop): gP = gP' (.) m / (1 - p_drop), in place
             gp *= self.keep
             gp *= self.keep_scale
         # P = softmax(A): gA_j = P_j (gP_j - sum_i gP_i P_i), in place in gP's array
@@ -100,7 +101,7 @@ class AttentionCore(Function):
         return gq, gk, gv
 
     def _dropped(self, p):
-        """P' = P (.) m / (1 - p), computed as ``dropout`` computes it; P itself without dropout."""
+        """P' = P (.) m / (1 - p_drop), as ``dropout`` computes it; P itself without dropout."""
         if self.keep is None:
             return p
         return p * self.keep * self.keep_scale
