@@ -57,7 +57,7 @@ from minigrad import function as _function
 from minigrad.backend import backend_of, to_numpy
 from minigrad.ops.elementwise import AsType, Exp, Log, Pow
 from minigrad.ops.linalg import MatMul
-from minigrad.ops.nn_attention import Attention
+from minigrad.ops.nn_attention import AttentionCore
 from minigrad.ops.nn_cross_entropy import CrossEntropy
 from minigrad.ops.nn_layer_norm import LayerNorm
 from minigrad.ops.nn_linear import Linear
@@ -70,7 +70,7 @@ __all__ = ["autocast", "GradScaler", "POLICY"]
 #: The precision each kind of op computes in under ``autocast``; ops not named here
 #: take the widest of their float inputs' dtypes.
 POLICY = {
-    Linear: "float16", MatMul: "float16", Attention: "float16",
+    Linear: "float16", MatMul: "float16", AttentionCore: "float16",
     Softmax: "float32", LogSoftmax: "float32", CrossEntropy: "float32", LayerNorm: "float32",
     Sum: "float32", Mean: "float32", Var: "float32", LogSumExp: "float32",
     Exp: "float32", Log: "float32", Pow: "float32",

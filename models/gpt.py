@@ -35,8 +35,8 @@ token costs one query row of attention instead of a forward over the whole prefi
 ``models/generation.py`` samples with it.
 
 GELU: the tanh form, 0.5 u (1 + tanh(sqrt(2/pi) (u + 0.044715 u^3))), which GPT-2's
-code uses (and PyTorch's ``nn.GELU(approximate="tanh")``); it is also the fast one
-here (NumPy has no erf, so the exact form loops in Python).
+code uses (and PyTorch's ``nn.GELU(approximate="tanh")``); it is also the cheaper one
+here (the exact form's erf, ``minigrad.backend``, takes some array passes more).
 
 Glossary: B batch, T new positions, S all positions attended to (cached + new),
 D = d_model, h = n_head, V = vocab_size, N = n_layer.
@@ -129,6 +129,12 @@ class Block(nn.Module):
 
 class GPT(nn.Module):
     """A GPT language model: token ids (B, T) -> next-token logits (B, T, V).
+
+    >>> import minigrad as mg
+    >>> from models.gpt import GPT, GPTConfig
+    >>> model = GPT(GPTConfig(vocab_size=50, block_size=16, n_layer=1, n_head=2, d_model=16))
+    >>> model(mg.Tensor([[1, 2, 3]])).shape              # (B, T, V)
+    (1, 3, 50)
 
     Parameters (nanoGPT's names, except the attention's, which are
     nn.MultiheadAttention's):

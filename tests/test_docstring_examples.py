@@ -4,8 +4,8 @@ Every module of ``minigrad/`` and ``models/`` is searched with ``doctest.DocTest
 each docstring that holds examples is one test case, run on the NumPy backend. The
 examples print shapes, exact values (zeros, ones, padding) or rounded ones, so that
 they hold on every machine. A second test requires an example in the docstring of
-every layer of ``minigrad.nn`` and of the sequence-to-sequence models, so that a new
-layer cannot come without one.
+every layer of ``minigrad.nn``, of the sequence-to-sequence models and of GPT and
+BERT, so that a new layer cannot come without one.
 """
 import doctest
 import importlib
@@ -20,6 +20,8 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)                  # models/ is beside the package, not installed
 
 import minigrad as mg  # noqa: E402
+from models.bert import BERT  # noqa: E402
+from models.gpt import GPT  # noqa: E402
 from models.seq2seq import RNNSeq2Seq  # noqa: E402
 from models.transformer import TransformerSeq2Seq  # noqa: E402
 
@@ -67,10 +69,10 @@ def test_docstring_example_runs_as_written(test):
 
 
 def layers():
-    """Every Module class ``minigrad.nn`` exports, and the seq2seq models."""
+    """Every Module class ``minigrad.nn`` exports, the seq2seq models, GPT and BERT."""
     classes = [obj for _, obj in sorted(vars(mg.nn).items())
                if inspect.isclass(obj) and issubclass(obj, mg.nn.Module)]
-    return classes + [RNNSeq2Seq, TransformerSeq2Seq]
+    return classes + [RNNSeq2Seq, TransformerSeq2Seq, GPT, BERT]
 
 
 def test_the_examples_are_found():

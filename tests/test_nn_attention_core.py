@@ -1,11 +1,12 @@
-"""The fused attention core (minigrad/ops/nn_attention.py) against its composed
-reference (minigrad.nn.scaled_dot_product.attention_composed) and finite differences."""
+"""The fused attention core (minigrad/ops/nn_attention.py, AttentionCore) against its
+composed reference (minigrad/nn/scaled_dot_product.py::attention_core_composed) and
+finite differences, with and without dropout on the weights."""
 import numpy as np
 import pytest
 from hypothesis import given, settings, strategies as st
 
 import minigrad as mg
-from minigrad.nn.scaled_dot_product import attention, attention_composed
+from minigrad.nn.scaled_dot_product import attention_core, attention_core_composed
 
 from helpers import BACKENDS, assert_close, check_grad, tensor
 
@@ -38,7 +39,7 @@ MASKS = ["none", "bool", "float", "both", "causal+padding", "all masked"]
 def test_fused_core_gradcheck_of_output_and_weights(mask, backend):
     q, k, v = qkv((2, 2), 3, 4, 2, backend)
     masks = masks_for(mask, (2, 2), 3, 4, backend)
-    check_grad(lambda q, k, v: attention(q, k, v, masks), [q, k, v])
+    check_grad(lambda q, k, v: attention_core(q, k, v, masks), [q, k, v])
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
@@ -50,7 +51,7 @@ def test_fused_core_equals_composed(mask, backend, B, T, S, d, scale, seed):
     """Values of O and P, and the gradients of q, k, v under random upstream gradients
     of both outputs; scale 10 makes near one-hot rows."""
     results = {}
-    for name, core in (("fused", attention), ("composed", attention_composed)):
+    for name, core in (("fused", attention_core), ("composed", attention_core_composed)):
         q, k, v = qkv((B,), T, S, d, backend, seed, scale)
         out, weights = core(q, k, v, masks_for(mask, (B,), T, S, backend, seed))
         upstream = np.random.default_rng(seed + 1)
@@ -61,9 +62,77 @@ def test_fused_core_equals_composed(mask, backend, B, T, S, d, scale, seed):
         assert_close(a, b, rtol=1e-10, atol=1e-12)
 
 
-def test_the_composed_path_takes_over_under_dropout():
-    q, k, v = qkv((2,), 3, 4, 2, "numpy")
-    mg.manual_seed(0)
-    out, weights = attention(q, k, v, [], dropout_p=0.5, training=True)
-    assert out.creator is not None and type(out.creator).__name__ == "MatMul"
-    assert np.any(weights.numpy() == 0.0)                        # dropped weights
+
+
+# -- dropout on the weights: the fused op draws the keep-mask as dropout() does ----------------
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("mask", MASKS)
+@settings(deadline=None)
+@given(B=st.integers(1, 3), T=st.integers(1, 4), S=st.integers(1, 5), d=st.integers(1, 4),
+       p=st.sampled_from([0.1, 0.5, 0.9, 1.0]), seed=st.integers(0, 2**16))
+def test_fused_core_with_dropout_equals_composed_for_one_seed(mask, backend, B, T, S, d, p, seed):
+    """One seed, one keep-mask: O, P' and the gradients of q, k, v of the fused op equal
+    the composed reference's (softmax, then the dropout op, then the product)."""
+    results = {}
+    for name, core in (("fused", attention_core), ("composed", attention_core_composed)):
+        q, k, v = qkv((B,), T, S, d, backend, seed)
+        masks = masks_for(mask, (B,), T, S, backend, seed)
+        mg.manual_seed(seed)
+        out, weights = core(q, k, v, masks, dropout_p=p, training=True)
+        assert (type(out.creator).__name__ == "AttentionCore") == (name == "fused")
+        upstream = np.random.default_rng(seed + 1)
+        mg.autograd.backward([out, weights], [tensor(upstream.standard_normal(y.shape), backend).data
+                                              for y in (out, weights)])
+        results[name] = [out.numpy(), weights.numpy()] + [mg.backend.to_numpy(x.grad) for x in (q, k, v)]
+    for a, b in zip(results["fused"], results["composed"]):
+        assert_close(a, b, rtol=1e-10, atol=1e-12)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("mask", ["none", "causal+padding"])
+def test_fused_core_gradcheck_with_dropout(mask, backend):
+    q, k, v = qkv((2, 2), 3, 4, 2, backend)
+    masks = masks_for(mask, (2, 2), 3, 4, backend)
+
+    def core(q, k, v):
+        mg.manual_seed(3)                                     # the same keep-mask at every call
+        return attention_core(q, k, v, masks, dropout_p=0.4)
+    check_grad(core, [q, k, v])
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_dropout_zeroes_weights_scales_the_rest_and_follows_the_seed(backend):
+    q, k, v = qkv((2, 2), 6, 7, 3, backend)
+    _, plain = attention_core(q, k, v, [])
+    runs = []
+    for seed in (5, 5, 6):
+        mg.manual_seed(seed)
+        out, weights = attention_core(q, k, v, [], dropout_p=0.5)
+        assert type(out.creator).__name__ == "AttentionCore"
+        runs.append(weights.numpy())
+    kept = runs[0] != 0.0
+    assert 0 < kept.sum() < kept.size
+    np.testing.assert_allclose(runs[0][kept], plain.numpy()[kept] / 0.5, rtol=1e-12)
+    np.testing.assert_array_equal(runs[0], runs[1])                # mg.manual_seed decides the mask
+    assert np.any(runs[0] != runs[2])
+    mg.manual_seed(5)
+    _, evaluated = attention_core(q, k, v, [], dropout_p=0.5, training=False)
+    np.testing.assert_array_equal(evaluated.numpy(), plain.numpy())   # no dropout outside training
+
+
+def test_the_composed_path_runs_where_the_leading_axes_broadcast():
+    rng = np.random.default_rng(0)
+    q = tensor(rng.standard_normal((2, 1, 3, 4)), "numpy", requires_grad=True)
+    k, v = (tensor(rng.standard_normal((1, 3, 5, 4)), "numpy", requires_grad=True) for _ in range(2))
+    out, weights = attention_core(q, k, v, [])
+    assert type(out.creator).__name__ == "MatMul" and out.shape == (2, 3, 3, 4)
+    assert weights.shape == (2, 3, 3, 5)
+
+
+@pytest.mark.parametrize("p", [-0.1, 1.5])
+def test_a_dropout_p_outside_0_1_is_refused(p):
+    q, k, v = qkv((1,), 2, 3, 2, "numpy")
+    for training in (True, False):
+        with pytest.raises(ValueError, match=rf"dropout_p must be a probability in \[0, 1\], got {p}"):
+            attention_core(q, k, v, [], dropout_p=p, training=training)

@@ -9,7 +9,8 @@
 - the README links the tour first; every path in its file map and reading order
   exists, and every module of minigrad/ and models/ is on the map;
 - every row of the fused-op table in minigrad/ops/__init__.py names a real op and a
-  real oracle.
+  real oracle, the fused op's module docstring names the oracle (and its file, when it
+  lives in another), and the oracle's docstring names the fused op.
 """
 import ast
 import os
@@ -224,3 +225,31 @@ def test_each_fused_op_and_its_oracle_exist(module, ops, oracle):
         names = [name]
     for name in names:
         assert defines(where, name), f"{where} defines no {name} (the oracle of {module})"
+
+
+def docstring_of(path, qualname):
+    """The docstring of ``qualname`` (``function`` or ``Class.method``) in the file ``path``."""
+    body = ast.parse(read(os.path.join(ROOT, path))).body
+    node = None
+    for part in qualname.split("."):
+        node = next(n for n in body if isinstance(n, (ast.ClassDef, ast.FunctionDef)) and n.name == part)
+        body = node.body
+    return ast.get_docstring(node) or ""
+
+
+@pytest.mark.parametrize("module, ops, oracle", oracle_rows())
+def test_each_fused_op_and_its_oracle_name_each_other(module, ops, oracle):
+    path = f"minigrad/ops/{module}.py"
+    module_doc = ast.get_docstring(ast.parse(read(os.path.join(ROOT, path))))
+    fused = re.sub(r"\(.*?\)", "", ops).replace(",", " ").split()
+    if oracle.startswith("the same file:"):
+        where, names = path, oracle[len("the same file:"):].replace(",", " ").split()
+    else:
+        where, names = oracle.split()[:2]
+        names = [names]
+        dotted = where[:-len(".py")].replace("/", ".")
+        assert where in module_doc or dotted in module_doc, f"{path}'s docstring does not name {where}"
+    for name in names:
+        assert name.split(".")[-1] in module_doc, f"{path}'s docstring does not name its oracle {name}"
+        assert any(op in docstring_of(where, name) for op in fused), \
+            f"the docstring of {where}::{name} names none of its fused ops {fused}"

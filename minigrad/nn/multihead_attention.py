@@ -11,7 +11,6 @@ are (E, d_k), W^O is (h d_v, E) = (E, E). The parameters are PyTorch's, in
 and the biases are PyTorch's addition (the paper has none). The class docstring
 maps one onto the other.
 """
-import math
 
 from minigrad import creation
 from minigrad.nn import init
@@ -19,7 +18,7 @@ from minigrad.nn.functional import linear
 from minigrad.nn.linear import Linear
 from minigrad.nn.module import Module
 from minigrad.nn.parameter import Parameter
-from minigrad.nn.scaled_dot_product import attention, causal_mask
+from minigrad.nn.scaled_dot_product import attention_core, causal_mask
 from minigrad.ops import concatenate, split
 from minigrad.tensor import as_tensor
 
@@ -148,9 +147,10 @@ class MultiheadAttention(Module):
                 k, v = cache.update(k, v)                           # (B, h, S_past + S, d_k)
         S = k.shape[2]
 
-        # 3-5. Scores scaled by 1/sqrt(d_k) (the reason is in scaled_dot_product.py), the
-        # per-query attn_mask and the padded keys masked, softmax over the keys, and the
-        # weighted sum of the values, per head: the fused attention core.
+        # 3-5. Scores scaled by 1/sqrt(d_k) (attention_core sets it, and says why), the
+        # per-query attn_mask and the padded keys masked, softmax over the keys, dropout
+        # on the weights, and the weighted sum of the values, per head: the fused
+        # attention core (scaled_dot_product.py::attention_core).
         if is_causal and attn_mask is None:
             # With a growing cache the T new queries come after S - T cached steps.
             past = S - T if cache is not None and not cache.static else 0
@@ -158,8 +158,8 @@ class MultiheadAttention(Module):
         masks = [(self._attn_mask(attn_mask, B, T, S), "attn_mask")]
         if key_padding_mask is not None:
             masks.append((self._padding_mask(key_padding_mask, query, B, S), "key_padding_mask"))
-        heads, weights = attention(q, k, v, masks, 1.0 / math.sqrt(self.head_dim),
-                                   self.dropout, self.training)     # (B, h, T, d_k), (B, h, T, S)
+        heads, weights = attention_core(q, k, v, masks, dropout_p=self.dropout,
+                                        training=self.training)     # (B, h, T, d_k), (B, h, T, S)
 
         # 6. Concatenate the heads and mix them: Concat(head_1..h) W^O = Concat(...) W_o^T + b_o.
         heads = heads.transpose(0, 2, 1, 3).reshape(B, T, E)        # (B, T, E)

@@ -23,7 +23,7 @@ oracle, built from the ops above, that the tests hold it equal to:
     nn_lstm_step        lstm_step_fused           minigrad/nn/rnn_cell.py    lstm_step_composed
     nn_gru_sequence     gru_sequence_fused        minigrad/nn/rnn.py  _RNNBase._step_loop (a GRU)
     nn_lstm_sequence    lstm_sequence_fused       minigrad/nn/rnn.py  _RNNBase._step_loop (an LSTM)
-    nn_attention        attention_fused           minigrad/nn/scaled_dot_product.py  attention_composed
+    nn_attention        attention_core_fused      minigrad/nn/scaled_dot_product.py  attention_core_composed
 
 The five whose oracle sits in their own file are imported here with it
 (``minigrad.ops.layer_norm``, ``minigrad.ops.layer_norm_composed``); the others are

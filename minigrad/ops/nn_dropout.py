@@ -14,7 +14,7 @@ from minigrad.function import Function
 from minigrad.ops._util import as_float
 from minigrad.tensor import Tensor
 
-__all__ = ["dropout", "dropout_mask", "dropout_composed"]
+__all__ = ["dropout", "dropout_mask", "keep_scale", "dropout_composed"]
 
 
 class Dropout(Function):
@@ -33,12 +33,19 @@ class Dropout(Function):
         return gy * mask * self.scale, None
 
 
-def dropout_mask(x, p):
-    """A boolean keep-mask of x's shape, True with probability 1 - p (the backend's rng;
-    float32 draws for a float16 x: neither NumPy nor CuPy draws float16)."""
+def dropout_mask(x, p, shape=None):
+    """A boolean keep-mask of x's shape (or ``shape``), True with probability 1 - p (the
+    backend's rng, in x's float dtype; float32 draws for a float16 x: neither NumPy nor
+    CuPy draws float16). The fused attention core (nn_attention.py) draws its mask on
+    the weights here too, so that one seed gives it and its oracle the same mask."""
     backend = backend_of(x.data)
     dtype = "float32" if x.dtype == "float16" else x.dtype
-    return backend.rng.random(x.shape, dtype=dtype) >= p
+    return backend.rng.random(x.shape if shape is None else shape, dtype=dtype) >= p
+
+
+def keep_scale(p):
+    """1 / (1 - p), the factor of the kept elements; 0 for p = 1, which drops everything."""
+    return 0.0 if p == 1.0 else 1.0 / (1.0 - p)
 
 
 def dropout(x, p=0.5, training=True):
@@ -49,8 +56,7 @@ def dropout(x, p=0.5, training=True):
     x = as_float(x)
     if not training or p == 0.0:
         return x
-    scale = 0.0 if p == 1.0 else 1.0 / (1.0 - p)      # p = 1 drops everything
-    return Dropout(scale)(x, Tensor(dropout_mask(x, p)))
+    return Dropout(keep_scale(p))(x, Tensor(dropout_mask(x, p)))
 
 
 def dropout_composed(x, mask, p):

@@ -22,7 +22,9 @@ Backward, the loop in reverse, with g_h the gradient reaching the running state 
 Shapes: x_proj (T, B, 3H); h0 (B, H); W_hh (3H, H); b_hh (3H,); mask (T, B, 1) boolean,
 True at real steps, or None (every step real); out (T, B, H); h_T (B, H).
 
-The per-step ops, run in a Python loop, are the test oracle (``minigrad.nn.rnn``).
+The per-step ops, run in a Python loop, are the test oracle: ``_RNNBase._step_loop``
+in minigrad/nn/rnn.py (a GRU's direction, one step op per time step);
+tests/test_nn_rnn_steps.py holds the two equal.
 """
 from minigrad.backend import get_array_module
 from minigrad.function import Function

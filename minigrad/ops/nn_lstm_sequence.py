@@ -25,7 +25,9 @@ the buffer, not a copy; without a mask the outputs are the states, a view too. T
 gates of every step are computed in place in one (T, B, 4H) buffer that backward
 keeps.
 
-The per-step ops, run in a Python loop, are the test oracle (``minigrad.nn.rnn``).
+The per-step ops, run in a Python loop, are the test oracle: ``_RNNBase._step_loop``
+in minigrad/nn/rnn.py (an LSTM's direction, one step op per time step);
+tests/test_nn_rnn_steps.py holds the two equal.
 """
 from minigrad.backend import get_array_module
 from minigrad.function import Function
