@@ -27,7 +27,7 @@ A training step, whatever the model (the objective is the seam: models/objective
 Validation runs at the end of each epoch (seq2seq) or every --eval-every steps and
 at the last step; the test split is evaluated once, at the end, with the best weights.
 
-Host reads. A step (``training_step``) reads nothing back from the device: on a GPU the
+Host reads. A step (``TrainingStep``) reads nothing back from the device: on a GPU the
 host queues the kernels of the next steps while the device computes (tests/
 test_no_host_sync.py proves it for every model kind). The reads that remain, all
 outside the step:
@@ -406,8 +406,8 @@ def train(args, typed, run):
     checks = DeferredChecks()                   # the step's index checks, read with the log's window
     log = TrainingLog(config, state, total, start=state["step"], checks=checks)
     started = time.perf_counter() - state["seconds"]
-    params = list(model.parameters())
-    clip = config.clip or float("inf")          # the norm is measured either way: it shows divergence
+    # the gradient norm is measured even without clipping (inf): it shows divergence
+    training_step = TrainingStep(objective, model, opt, scaler, config.clip or float("inf"), checks)
     model.train()
     for step in range(state["step"], total):
         # -- one training step ------------------------------------------------
@@ -417,7 +417,7 @@ def train(args, typed, run):
         if world > 1:
             batch = shard_rows(batch, rank, world)          # this rank's rows; its loss: its sum x N / count
         lr = opt.param_groups[0]["lr"]
-        outcome = training_step(objective, model, params, batch, counts, opt, scaler, clip, checks)
+        outcome = training_step(batch, counts)
         if schedule is not None:
             schedule.step()
         # -- bookkeeping: the loss stays on the device until the log reads a window of them
@@ -442,25 +442,39 @@ def train(args, typed, run):
     return finish(objective, model, config, args, out, state)
 
 
-def training_step(objective, model, params, batch, counts, opt, scaler, clip, checks):
-    """One step, without a read from the device (so a GPU never waits for the host):
-    forward and loss (float16: under autocast), backward of the loss (float16: scaled),
-    the gradients' all-reduce, unscaling, clipping, the update (float16: skipped on the
-    device after an overflow). Returns (loss, gradient norm, skipped, loss scale),
-    device arrays for the log; the last two are None in float32."""
-    with checks, autocast(enabled=scaler.is_enabled()):   # index checks recorded on the device
-        loss = objective.loss(model, batch, counts)         # forward: the batch's loss
-    if dist.get_world_size() > 1:
-        loss = loss * dist.get_world_size()
-    opt.zero_grad()
-    scaler.scale(loss).backward()
-    dist.all_reduce_gradients(params)                       # the mean over ranks: the whole batch's gradient
-    scaler.unscale_(opt)                                    # gradients / S, before clipping
-    grad_norm = optim.clip_grad_norm_(params, clip)
-    scale = scaler.get_scale_async()                        # S of this step
-    scaler.step(opt)
-    scaler.update()
-    return loss, grad_norm, scaler.found_inf, scale
+@dataclasses.dataclass
+class TrainingStep:
+    """One training step, without a read from the device (so a GPU never waits for the
+    host): forward and loss (float16: under autocast), backward of the loss (float16:
+    scaled), the gradients' all-reduce, unscaling, clipping, the update (float16:
+    skipped on the device after an overflow). What it works on is fixed for the run;
+    ``step(batch, counts)`` returns (loss, gradient norm, skipped, loss scale), device
+    arrays for the log; the last two are None in float32."""
+
+    objective: object
+    model: object
+    opt: object
+    scaler: object                      # minigrad.amp.GradScaler (disabled: float32)
+    clip: float                         # the largest gradient norm (inf: measure only)
+    checks: object                      # minigrad.deferred_checks.DeferredChecks
+
+    def __post_init__(self):
+        self.params = list(self.model.parameters())
+
+    def __call__(self, batch, counts):
+        with self.checks, autocast(enabled=self.scaler.is_enabled()):   # index checks recorded on the device
+            loss = self.objective.loss(self.model, batch, counts)       # forward: the batch's loss
+        if dist.get_world_size() > 1:
+            loss = loss * dist.get_world_size()
+        self.opt.zero_grad()
+        self.scaler.scale(loss).backward()
+        dist.all_reduce_gradients(self.params)              # the mean over ranks: the whole batch's gradient
+        self.scaler.unscale_(self.opt)                      # gradients / S, before clipping
+        grad_norm = optim.clip_grad_norm_(self.params, self.clip)
+        scale = self.scaler.get_scale_async()               # S of this step
+        self.scaler.step(self.opt)
+        self.scaler.update()
+        return loss, grad_norm, self.scaler.found_inf, scale
 
 
 def say(line):
@@ -550,7 +564,7 @@ class TrainingLog:
             self.bar = tqdm(total=total, initial=start, desc="training", leave=False, dynamic_ncols=True)
 
     def record(self, step, outcome, tokens, lr):
-        """Keep a step's outcome (``training_step``'s device arrays) for the next read."""
+        """Keep a step's outcome (``TrainingStep``'s device arrays) for the next read."""
         loss, grad_norm, skipped, scale = outcome
         xp = mg.backend.backend_of(loss.data).xp
         finite = xp.isfinite(loss.data) & xp.isfinite(grad_norm.data)          # () bool, on the device

@@ -234,16 +234,17 @@ def test_training_steps_of_every_model_kind_read_nothing_from_the_device(kind, p
     state = {"history": [], "skipped_in_a_row": 0}
     checks = DeferredChecks()
     log = train.TrainingLog(config, state, total=2, start=0, checks=checks)
+    step = train.TrainingStep(objective, model, opt, scaler, 1.0, checks)
     model.train()
-    for step in range(2):
-        batch = objective.train_batch(step)                  # host arrays, made by the data pipeline
+    for number in range(2):
+        batch = objective.train_batch(number)                # host arrays, made by the data pipeline
         counts = objective.counts(batch)
         lr = opt.param_groups[0]["lr"]
         with no_host_sync():
-            outcome = train.training_step(objective, model, params, batch, counts, opt, scaler, 1.0, checks)
+            outcome = step(batch, counts)
             if schedule is not None:
                 schedule.step()
-            log.record(step + 1, outcome, counts["tokens"], lr)
+            log.record(number + 1, outcome, counts["tokens"], lr)
     log.flush()                                              # the one read: no error, no divergence
     losses = [row["train_loss"] for row in state["history"]]
     assert len(losses) == 2 and all(np.isfinite(losses))
@@ -287,14 +288,15 @@ def test_on_a_gpu_a_training_step_does_not_synchronize(kind, precision):
         objective = make_objective(config)
         model = objective.build_model()
     opt, _ = train.make_optimizer(config, model, steps_total=10)
-    scaler, checks, params = train.GradScaler(enabled=precision == "float16"), DeferredChecks(), list(model.parameters())
+    scaler, checks = train.GradScaler(enabled=precision == "float16"), DeferredChecks()
+    step = train.TrainingStep(objective, model, opt, scaler, 1.0, checks)
     model.train()
-    for step in range(2):
-        batch = objective.train_batch(step)
+    for number in range(2):
+        batch = objective.train_batch(number)
         counts = objective.counts(batch)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")                  # its deprecation warning
             with cupyx.allow_synchronize(False):
-                loss, *_ = train.training_step(objective, model, params, batch, counts, opt, scaler, 1.0, checks)
+                loss, *_ = step(batch, counts)
     checks.raise_pending()
     assert np.isfinite(loss.item())

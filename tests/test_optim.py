@@ -62,23 +62,15 @@ def np_sgd(p, grads, lr, momentum=0.0, dampening=0.0, weight_decay=0.0, nesterov
 
 
 def np_adam(p, grads, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0, decoupled=False):
-    """torch.optim.Adam (decoupled=False: L2 added to g) or AdamW (decoupled: p shrunk)."""
-    beta1, beta2 = betas
+    """torch.optim.Adam (decoupled=False: L2 added to g) or AdamW (decoupled: p shrunk),
+    a step of ``optim.adam_step_reference`` (the paper's lines, array by array) per gradient."""
     m = v = 0.0
     t = 0
     for g in grads:
         if g is None:
             continue                                    # no gradient: t, m and v stay
         t += 1
-        if decoupled:
-            p = p - lr * weight_decay * p
-        else:
-            g = g + weight_decay * p
-        m = beta1 * m + (1 - beta1) * g
-        v = beta2 * v + (1 - beta2) * g * g
-        m_hat = m / (1 - beta1 ** t)
-        v_hat = v / (1 - beta2 ** t)
-        p = p - lr * m_hat / (np.sqrt(v_hat) + eps)
+        p, m, v = optim.adam.adam_step_reference(p, g, m, v, t, lr, *betas, eps, weight_decay, decoupled)
     return p
 
 

@@ -29,7 +29,23 @@ import math
 from minigrad.backend import backend_of, to_numpy
 from minigrad.optim.optimizer import Optimizer
 
-__all__ = ["Adam", "AdamW"]
+__all__ = ["Adam", "AdamW", "adam_step_reference"]
+
+
+def adam_step_reference(p, g, m, v, t, lr, beta1, beta2, eps, weight_decay=0.0, decoupled=False):
+    """One Adam (or AdamW) step as the paper writes it, array by array: returns the new
+    (p, m, v). The readable form and the tests' oracle; ``Adam.step`` computes the same
+    numbers with ``_adam_update`` (in place, one cache block at a time)."""
+    if decoupled:
+        p = p - lr * weight_decay * p                     # AdamW: decay the weights directly
+    else:
+        g = g + weight_decay * p                          # Adam: L2 folded into the gradient
+    m = beta1 * m + (1 - beta1) * g                       # first moment
+    v = beta2 * v + (1 - beta2) * g * g                   # second moment
+    m_hat = m / (1 - beta1 ** t)                          # bias corrections: m and v start at 0,
+    v_hat = v / (1 - beta2 ** t)                          # so early averages are too small
+    p = p - lr * m_hat / (v_hat ** 0.5 + eps)
+    return p, m, v
 
 
 class Adam(Optimizer):
@@ -131,9 +147,15 @@ def _adam_update(p, g, m, v, **scalars):
 
 def _adam_block(xp, p, g, m, v, tmp, *, beta1, beta2, one_minus_beta1, one_minus_beta2, eps, step_size,
                 inv_sqrt_bias2, decay, l2):
-    """The formula on one block, in place; ``tmp`` is scratch of the block's shape.
-    The scalars are numbers, or 0-d device arrays for a skippable step; ``decay``
-    is None where there is none."""
+    """``adam_step_reference``'s formula on one block, in place; ``tmp`` is scratch of the
+    block's shape. The scalars are numbers, or 0-d device arrays for a skippable step;
+    ``decay`` is None where there is none.
+
+    Why this form is faster: the reference makes a new array for each of its ~10 terms
+    and walks p, g, m, v through memory each time; here every term is computed into
+    ``tmp`` or in place, on a block small enough to stay in the CPU's cache, so each
+    block of the four arrays comes from memory once per step (5.2M parameters: 20 ->
+    11 ms; benchmarks/README.md)."""
     if decay is not None:
         p *= decay                                        # AdamW: p = (1 - lr wd) p
     if l2:
