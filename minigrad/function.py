@@ -8,16 +8,38 @@ A subclass writes two methods on backend arrays (never on Tensors):
                       input (``None`` for an input that needs no gradient)
 
 Arrays that backward needs are stored with ``self.save_for_backward(...)`` and
-read back as ``self.saved``; the engine drops them, and the references to the
-inputs, after ``backward()`` unless ``retain_graph=True``: that frees a graph's
-memory.
+read back as ``self.saved``.
 
 Calling a Function (``Exp()(x)``) runs forward and, when grad mode is on and an
-input requires grad, records the call as the ``creator`` of its outputs: that
-record is the graph that ``Tensor.backward()`` walks.
+input requires grad, records the call as the ``creator`` of its outputs (each
+output also knows its ``output_index``: which output of the call it is). Those
+records are the graph that ``Tensor.backward()`` walks.
+
+What the graph holds, and why
+-----------------------------
+The walk back needs, from each call, only where the gradient of each input
+goes, never the input's values: an op saves the values its backward reads
+itself. So a call keeps, per input, ``input_edges[i]``:
+
+    _Edge(creator, output_index)  the input is an op's output: its gradient is
+                                  added to that output's gradient, which the
+                                  walk hands to ``creator``'s backward;
+    the Tensor itself             a leaf that requires grad: its gradient ends
+                                  in its ``.grad`` (a parameter, alive anyway);
+    None                          an input that needs no gradient.
+
+An edge holds no array. Had the graph kept the input Tensors instead, every
+activation would live until the walk ended, whether or not a backward needs it:
+in ``relu(x @ W + b)`` no backward reads ``x @ W`` or ``x @ W + b`` (Add keeps
+nothing, ReLU keeps its output), yet both would stay, in every layer, through
+the whole backward pass. With edges, an intermediate Tensor the user dropped is
+freed at once unless an op saved its array, and what an op saved goes right
+after that op's backward (unless ``retain_graph=True``).
+PyTorch's autograd keeps the same: each ``grad_fn`` holds ``next_functions``,
+(``grad_fn``, ``output_nr``) pairs and an ``AccumulateGrad`` node per leaf,
+plus the tensors saved for backward, and nothing else.
 """
 import contextlib
-import weakref
 
 from minigrad.backend import BackendError, backend_of
 from minigrad.tensor import Tensor, as_tensor
@@ -90,14 +112,14 @@ class Function:
 
         ys = (ys,) if single else ys
         outputs = tuple([Tensor._from_op(y, y.dtype.kind == "f") for y in ys])
-        self.inputs = inputs
-        # Weak references: the graph must not keep an unused output alive.
-        self.outputs = [weakref.ref(t) for t in outputs]
+        # The graph (the module docstring): where each input's gradient goes, no data.
+        self.input_edges = tuple([_Edge(x.creator, x.output_index) if x.creator is not None
+                                  else (x if x.requires_grad else None) for x in inputs])
         self.output_meta = [(y.shape, y.dtype) for y in ys]
         self.freed = False
-        for t in outputs:
+        for k, t in enumerate(outputs):
             if t.requires_grad:
-                t.creator = self
+                t.creator, t.output_index = self, k
         return outputs[0] if single else outputs
 
     # -- what subclasses write -------------------------------------------------
@@ -109,28 +131,45 @@ class Function:
 
     # -- buffers kept for backward --------------------------------------------
     def save_for_backward(self, *arrays):
-        """Keep ``arrays`` until backward; the engine frees them afterwards."""
+        """Keep ``arrays`` for backward; the engine drops them right after it."""
         self._saved = arrays
 
     @property
     def saved(self):
         return self._saved
 
-    def free_buffers(self):
-        """Drop the saved buffers: called by the engine right after this backward."""
+    def release(self):
+        """Drop the saved arrays and the edges: called by the engine right after this
+        call's backward (unless retain_graph=True); a second walk then stops here."""
         self._saved = None
+        self.input_edges = None
         self.freed = True
-
-    def release_inputs(self):
-        """Drop the inputs: called by the engine once the whole walk is done.
-
-        Without them the intermediate tensors (the activations) are no longer held
-        by the graph, so their memory goes as soon as the user drops them.
-        """
-        self.inputs = None
 
     def __repr__(self):
         return f"<{type(self).__name__}>"
+
+
+class _Edge:
+    """Where the gradient of a non-leaf input goes: output ``output_index`` of the
+    call ``creator`` (PyTorch's (grad_fn, output_nr) pair). No array: the graph keeps
+    this instead of the input Tensor, so that the input's data (an activation) lives
+    only as long as the user or a ``save_for_backward`` keeps it.
+
+    ``shape`` and ``dtype`` are the input's, from what the creator recorded of its
+    outputs: the engine checks each gradient against them.
+    """
+    __slots__ = ("creator", "output_index")
+
+    def __init__(self, creator, output_index):
+        self.creator, self.output_index = creator, output_index
+
+    @property
+    def shape(self):
+        return self.creator.output_meta[self.output_index][0]
+
+    @property
+    def dtype(self):
+        return self.creator.output_meta[self.output_index][1]
 
 
 def _checked_inputs(inputs, op_name):
@@ -184,3 +223,4 @@ def _check_float_dtypes(inputs, op_name):
             f"{op_name}: expected inputs of one float dtype, got {names}; "
             "convert one with .astype(...) (minigrad never up- or downcasts silently)"
         )
+

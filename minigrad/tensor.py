@@ -18,7 +18,7 @@ __all__ = ["Tensor", "as_tensor"]
 
 
 class Tensor:
-    """A node of the graph: ``data`` (NumPy or CuPy array) and ``grad`` (same shape).
+    """``data`` (NumPy or CuPy array), ``grad`` (same shape), and where it came from.
 
     Args:
         data:          an array (keeps its dtype and backend, and is used as it is,
@@ -29,10 +29,16 @@ class Tensor:
         dtype:         a dtype to convert to.
 
     Attributes:
-        creator: the ``Function`` call that produced this tensor (None for a leaf).
+        creator:      the ``Function`` call that produced this tensor (None for a
+                      leaf); PyTorch's ``grad_fn``.
+        output_index: which of that call's outputs this tensor is (PyTorch's
+                      ``output_nr``). The graph reaches a tensor through this pair,
+                      never through the tensor itself (minigrad/function.py), so
+                      the graph keeps no tensor's data alive.
     """
 
     __array_ufunc__ = None        # numpy_array + tensor calls Tensor.__radd__
+    output_index = 0              # set by Function.__call__ on each output it records
 
     def __init__(self, data, requires_grad=False, dtype=None):
         if isinstance(data, Tensor):

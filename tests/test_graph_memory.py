@@ -1,0 +1,141 @@
+"""What the recorded graph keeps alive (minigrad/function.py, "What the graph holds").
+
+The graph reaches an op's input through an edge (its creator and output index), never
+through the input Tensor, so an activation that no backward needs is freed as soon as
+the user drops it; what an op saved lives until that op's backward. The memory tests
+use the NumPy backend: weak references and ``tracemalloc`` see NumPy's buffers.
+"""
+import gc
+import tracemalloc
+import weakref
+
+import numpy as np
+import pytest
+
+import minigrad as mg
+from helpers import BACKENDS, tensor
+
+
+def _refs(t):
+    """Weak references to a Tensor and to its array."""
+    return weakref.ref(t), weakref.ref(t.data)
+
+
+def _dead(refs):
+    gc.collect()                                  # a cycle would hide a leak: collect first
+    return all(ref() is None for ref in refs)
+
+
+# -- what the graph does not keep --------------------------------------------------------
+
+def test_an_intermediate_the_user_dropped_is_freed_when_no_op_saved_it():
+    x = mg.Tensor(np.arange(4.0), requires_grad=True)
+    h = x + 1.0                                   # Add saves nothing
+    g = h * 2.0                                   # Mul by a constant saves the constant only
+    y = g.sum()
+    refs = _refs(h) + _refs(g)
+    del h, g
+    assert _dead(refs)                            # only y is referenced: the chain's arrays went
+    y.backward()
+    np.testing.assert_array_equal(x.grad, [2.0, 2.0, 2.0, 2.0])
+
+
+def test_an_input_that_needs_no_gradient_is_not_kept():
+    x = mg.Tensor(np.ones(3), requires_grad=True)
+    mask = mg.Tensor(np.full(3, 5.0))              # requires no grad; Add saves nothing
+    y = (x + mask).sum()
+    refs = _refs(mask)
+    del mask
+    assert _dead(refs)
+    y.backward()
+    np.testing.assert_array_equal(x.grad, [1.0, 1.0, 1.0])
+
+
+def test_what_an_op_saved_lives_until_its_backward_and_no_longer():
+    x = mg.Tensor(np.arange(3.0), requires_grad=True)
+    e = mg.exp(x)                                 # Exp saves its output: de/dx = e
+    y = (e * 3.0).sum()
+    saved = weakref.ref(e.data)
+    del e
+    gc.collect()
+    assert saved() is not None                    # the user dropped it, Exp's backward needs it
+    y.backward()
+    assert _dead([saved])                         # gone with Exp's backward (y is still alive)
+    np.testing.assert_allclose(x.grad, 3.0 * np.exp(np.arange(3.0)))
+
+
+def test_the_peak_memory_of_a_deep_chain_is_a_few_activations_not_its_depth():
+    depth, n = 64, 1 << 15                        # 64 ops on 256 KB arrays: 16 MB if all were kept
+    x = mg.Tensor(np.linspace(-1.0, 1.0, n), requires_grad=True)
+    gy = np.ones(n)
+    one_activation = x.data.nbytes
+    gc.collect()
+    tracemalloc.start()
+    try:
+        y = x
+        for i in range(depth):                    # ops whose backward needs no input
+            y = y + 1.0 if i % 2 else y * 0.5
+        y.backward(gy)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    # The chain, the walk's gradients and the leaf's .grad: a few arrays at any moment.
+    assert peak < 6 * one_activation, f"peak: {peak / one_activation:.1f} activations, depth {depth}"
+    np.testing.assert_allclose(x.grad, np.full(n, 0.5 ** (depth // 2)))
+
+
+# -- the walk still does what it did -------------------------------------------------------
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_retain_graph_walks_again_with_the_same_gradients_and_keeps_no_dropped_activation(backend):
+    x = tensor(np.array([0.1, -0.4, 0.8]), backend, requires_grad=True)
+    h = x * 2.0                                   # saved by no op: gone once dropped
+    a = mg.exp(h)                                 # Exp saves a; Mul(a, a) saves a twice
+    y = (a * a + a).sum()                         # y = sum(e^{4x} + e^{2x})
+    h_ref = weakref.ref(h)
+    del h, a
+    assert _dead([h_ref])
+    gradients = []
+    for _ in range(3):
+        x.grad = None
+        y.backward(retain_graph=len(gradients) < 2)   # the third walk frees the graph
+        gradients.append(mg.backend.to_numpy(x.grad))
+    x0 = np.array([0.1, -0.4, 0.8])
+    expected = 4 * np.exp(4 * x0) + 2 * np.exp(2 * x0)
+    for g in gradients:
+        np.testing.assert_allclose(g, expected, rtol=1e-12)
+    with pytest.raises(RuntimeError, match=r"graph a second time.*retain_graph=True"):
+        y.backward()
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_a_dropped_intermediate_used_twice_accumulates_both_paths(backend):
+    x0 = np.array([0.3, -0.2, 0.5, 0.1])
+    x = tensor(x0, backend, requires_grad=True)
+    a = mg.tanh(x)                                # used by split and by a * 2
+    first, second = mg.split(a, 2)                # second unused: a zero gradient
+    y = (first * first).sum() + (a * 2.0).sum()   # first used twice by one Mul
+    del a, first, second
+    y.backward()
+    t = np.tanh(x0)
+    g_a = 2.0 + np.concatenate([2 * t[:2], np.zeros(2)])
+    np.testing.assert_allclose(mg.backend.to_numpy(x.grad), (1 - t ** 2) * g_a, rtol=1e-12)
+
+
+class _NoGradient(mg.Function):
+    """y = 2x whose backward returns None: no gradient passes through it."""
+
+    def forward(self, x):
+        return x * 2
+
+    def backward(self, gy):
+        return None
+
+
+def test_a_call_whose_outputs_received_no_gradient_passes_none_on_as_pytorch():
+    x = mg.Tensor(np.ones(2), requires_grad=True)
+    _NoGradient()(mg.exp(x)).sum().backward()     # exp's output receives nothing
+    assert x.grad is None
+    w = mg.Tensor(np.ones(2), requires_grad=True)
+    (_NoGradient()(mg.exp(w)).sum() + w.sum()).backward()
+    np.testing.assert_array_equal(w.grad, [1.0, 1.0])
