@@ -69,7 +69,7 @@ from models.checkpoint import (
 from models.config import (
     SEQ2SEQ_KINDS, ConfigError, RunConfig, config_fields, config_from_json, with_model_defaults,
 )
-from models.objectives import make_objective
+from models.objectives import make_objective, objective_class
 from models.run_dir import RunDirError, clear_run, holds_run, prepare_out_dir, remove_leftover_temporaries
 from models.sharing import shard_rows
 
@@ -188,52 +188,80 @@ def parse_args(argv=None):
         parser.error("--run goes with --translate, --generate or --fill")
     if args.overwrite and actions:
         parser.error("--overwrite starts a new run; it cannot go with --" + actions[0])
-    check_args(args, parser.error)
+    check_args(args, typed, parser.error)
     return args, typed
 
 
-def check_args(args, error):
+def check_args(args, typed, error):
     """Every flag value a model or the loop would refuse, refused here with its name."""
-    at_least_one = ["num_pairs", "embed_dim", "hidden", "heads", "max_positions",
-                    "beam_size", "checkpoint_every", "bpe_merges", "vocab_size", "log_every", "max_new_tokens"]
-    for name in at_least_one + ["layers", "ff", "batch_size", "block_size", "d_model", "epochs"]:
-        value = getattr(args, name)
+    check_settings(args, error)
+    for name in ("max_new_tokens",):
+        if getattr(args, name) < 1:
+            error(f"--{name.replace('_', '-')} must be at least 1, got {getattr(args, name)}")
+    if args.top_k < 0:
+        error(f"--top-k must be at least 0, got {args.top_k}")
+    if args.temperature < 0:
+        error(f"--temperature must be >= 0, got {args.temperature}")
+    if not 0.0 < args.top_p <= 1.0:
+        error(f"--top-p must be in (0, 1], got {args.top_p}")
+    if args.resume is None and args.model not in SEQ2SEQ_KINDS:
+        ignored = sorted(typed & SEQ2SEQ_ONLY)
+        if ignored:
+            error(f"{', '.join('--' + n.replace('_', '-') for n in ignored)}: sequence-to-sequence settings, "
+                  f"which --model {args.model} does not use")
+        if args.max_steps == 0:
+            error(f"--model {args.model} trains for --max-steps (random windows or pairs, no epochs): "
+                  "it must be at least 1")
+
+
+#: Flags that only a sequence-to-sequence run reads (refused with --model gpt|bert).
+SEQ2SEQ_ONLY = {"task", "data", "num_pairs", "min_length", "max_length", "split_punctuation", "attention",
+                "bidirectional", "embed_dim", "hidden", "pre_norm", "tie_embeddings", "max_positions",
+                "teacher_forcing", "no_input_feeding", "label_smoothing", "epochs", "beam_size", "length_penalty"}
+
+
+def check_settings(c, error):
+    """The values of ``RunConfig``'s fields (on the parsed flags, or on a config.json
+    read back: an edited one must fail here, in one line, not later in a model)."""
+    at_least_one = ["num_pairs", "embed_dim", "hidden", "heads", "max_positions", "beam_size", "checkpoint_every",
+                    "bpe_merges", "vocab_size", "log_every", "layers", "ff", "batch_size", "block_size", "d_model",
+                    "epochs"]
+    for name in at_least_one:
+        value = getattr(c, name)
         if value is not None and value < 1:
             error(f"--{name.replace('_', '-')} must be at least 1, got {value}")
-    for name in ["max_steps", "eval_every", "warmup", "seed", "top_k", "min_length"]:
-        value = getattr(args, name)
+    for name in ["max_steps", "eval_every", "warmup", "seed", "min_length"]:
+        value = getattr(c, name)
         if value is not None and value < 0:
             error(f"--{name.replace('_', '-')} must be at least 0, got {value}")
-    if args.d_model is not None and args.d_model % args.heads:
-        error(f"--d-model ({args.d_model}) must be divisible by --heads ({args.heads})")
+    if c.d_model is not None and c.d_model % c.heads:
+        error(f"--d-model ({c.d_model}) must be divisible by --heads ({c.heads})")
     for name, low, high in [("dropout", 0.0, 1.0), ("label_smoothing", 0.0, 1.0), ("beta2", 0.0, 1.0)]:
-        value = getattr(args, name)
+        value = getattr(c, name)
         if value is not None and not low <= value < high:
             error(f"--{name.replace('_', '-')} must be in [{low}, {high}), got {value}")
     for name in ("valid_share", "test_share"):
-        if not 0.0 < getattr(args, name) < 1.0:
-            error(f"--{name.replace('_', '-')} must be in (0, 1), got {getattr(args, name)}")
-    if args.valid_share + args.test_share >= 1.0:
-        error(f"--valid-share + --test-share must leave data to train on, got {args.valid_share} + {args.test_share}")
-    if not 0.0 <= args.teacher_forcing <= 1.0:
-        error(f"--teacher-forcing must be in [0, 1], got {args.teacher_forcing}")
-    if args.lr is not None and args.lr <= 0:
-        error(f"--lr must be > 0, got {args.lr}")
-    for name in ("clip", "weight_decay", "length_penalty", "temperature", "min_lr"):
-        value = getattr(args, name)
+        if not 0.0 < getattr(c, name) < 1.0:
+            error(f"--{name.replace('_', '-')} must be in (0, 1), got {getattr(c, name)}")
+    if c.valid_share + c.test_share >= 1.0:
+        error(f"--valid-share + --test-share must leave data to train on, got {c.valid_share} + {c.test_share}")
+    if not 0.0 <= c.teacher_forcing <= 1.0:
+        error(f"--teacher-forcing must be in [0, 1], got {c.teacher_forcing}")
+    if c.lr is not None and c.lr <= 0:
+        error(f"--lr must be > 0, got {c.lr}")
+    for name in ("clip", "weight_decay", "length_penalty", "min_lr"):
+        value = getattr(c, name)
         if value is not None and value < 0:
             error(f"--{name.replace('_', '-')} must be >= 0, got {value}")
-    if not 0.0 < args.top_p <= 1.0:
-        error(f"--top-p must be in (0, 1], got {args.top_p}")
-    if args.max_length < args.min_length:
-        error(f"--max-length ({args.max_length}) must be at least --min-length ({args.min_length})")
-    if args.model in ("gru", "lstm") and args.bidirectional and args.attention == "luong-dot":
+    if c.max_length < c.min_length:
+        error(f"--max-length ({c.max_length}) must be at least --min-length ({c.min_length})")
+    if c.model in ("gru", "lstm") and c.bidirectional and c.attention == "luong-dot":
         error("--attention luong-dot needs decoder and encoder states of one width, but a "
               "--bidirectional encoder's are twice as wide: use luong-general or luong-concat")
-    if args.model in SEQ2SEQ_KINDS and args.text is not None:
-        error(f"--text is for --model gpt or bert; --model {args.model} learns from --task or --data")
-    if args.model not in SEQ2SEQ_KINDS and args.data is not None:
-        error(f"--data is a parallel corpus for seq2seq models; --model {args.model} reads --text FILE")
+    if c.model in SEQ2SEQ_KINDS and c.text is not None:
+        error(f"--text is for --model gpt or bert; --model {c.model} learns from --task or --data")
+    if c.model not in SEQ2SEQ_KINDS and c.data is not None:
+        error(f"--data is a parallel corpus for seq2seq models; --model {c.model} reads --text FILE")
 
 
 def main(argv=None):
@@ -317,12 +345,13 @@ def new_config(args):
 def resumed_config(run_dir, args, typed):
     """The saved config with the typed flags that may change applied, and one line that
     says so; a typed flag that would make another run is refused."""
-    saved, tokenizers = read_config(run_dir)
+    saved, tokenizers, fingerprint = read_config(run_dir)
     saved = dataclasses.replace(saved, out=run_dir)           # the directory may have moved
     if "out" in typed and os.path.abspath(args.out) != os.path.abspath(run_dir):
         raise ConfigError(f"--resume continues a run in its own directory ({run_dir}); it cannot go with "
                           f"--out {args.out}")
     applied, refused = [], []
+    length = {"epochs", "max_steps"}
     for f in config_fields():
         if f.name not in typed or f.name == "out":
             continue
@@ -338,26 +367,56 @@ def resumed_config(run_dir, args, typed):
         raise ConfigError(f"--resume {run_dir} cannot change {', '.join(refused)}: that would be another run; "
                           "start one with a new --out")
     if applied:
-        print("resume: applying " + ", ".join(applied))
-    return saved, tokenizers
+        stretched = (" (a longer or shorter run: the learning-rate schedule's horizon moves, so the rate "
+                     "from here on differs from the run's plan)" if length & {f.name for f in config_fields()
+                                                                               if f.name in typed} and
+                     saved.schedule == "cosine" else "")
+        print("resume: applying " + ", ".join(applied) + stretched)
+    return saved, tokenizers, fingerprint
 
 
 def read_config(run_dir):
-    """(RunConfig, tokenizers) from a run directory's config.json, every value checked."""
+    """(RunConfig, tokenizers, data fingerprint) from a run directory's config.json,
+    every value checked (a config.json of the previous train.py is read too:
+    ``migrate_config``)."""
     path = os.path.join(run_dir, "config.json")
     if not os.path.isdir(run_dir):
         raise CheckpointError(f"no such run directory: {run_dir}")
-    values = load_json(path)
+    values = migrate_config(load_json(path), run_dir)
     if not isinstance(values, dict) or not isinstance(values.get("tokenizers"), dict):
         raise ConfigError(f"{path}: expected a JSON object with the run's settings and its \"tokenizers\"; "
                           "it was not written by this train.py")
     tokenizers = values.pop("tokenizers")
-    return config_from_json(values, source=path), tokenizers
+    fingerprint = values.pop("data_sha256", None)
+    config = with_model_defaults(config_from_json(values, source=path))
+
+    def refuse(message):
+        raise ConfigError(f"{path}: {message.replace('--', '', 1)}")
+    check_settings(config, refuse)
+    return config, tokenizers, fingerprint
+
+
+def migrate_config(values, run_dir):
+    """A config.json of the previous train.py (tokenizers under ``src_tokenizer`` and
+    ``tgt_tokenizer``, no settings added since) in today's form: its settings kept,
+    the new ones at the values that run had in effect. Anything else: unchanged."""
+    if not isinstance(values, dict) or "src_tokenizer" not in values or "tokenizers" in values:
+        return values
+    values = dict(values)
+    values["tokenizers"] = {"source": values.pop("src_tokenizer"), "target": values.pop("tgt_tokenizer")}
+    then = {"text": None, "vocab_size": 10**9, "block_size": None, "beta2": 0.98, "min_lr": 0.0, "eval_every": 0,
+            "checkpoint_every": 200, "out": run_dir, "log_every": 100, "no_progress": False, "no_plots": False,
+            "precision": "float32"}
+    for name, value in then.items():
+        values.setdefault(name, value)
+    return values
 
 
 def write_config(config, objective, out):
-    save_json(dict(dataclasses.asdict(config), tokenizers=objective.tokenizers()),
-              os.path.join(out, "config.json"))
+    """config.json: the settings, the fitted tokenizers, and a fingerprint of the data
+    (the file or text read), so that --resume can tell it is training on the same data."""
+    save_json(dict(dataclasses.asdict(config), tokenizers=objective.tokenizers(),
+                   data_sha256=objective.fingerprint()), os.path.join(out, "config.json"))
 
 
 # --------------------------------------------------------------------------- #
@@ -366,21 +425,28 @@ def write_config(config, objective, out):
 
 def train(args, typed, run):
     world, rank = dist.get_world_size(), dist.get_rank()
+    fingerprint = None
     if args.resume:
-        config, tokenizers = on_main(lambda: resumed_config(args.resume, args, typed))
+        config, tokenizers, fingerprint = on_main(lambda: resumed_config(args.resume, args, typed))
     else:
         config, tokenizers = new_config(args), None
     if config.batch_size < world:
         raise ConfigError(f"--batch-size {config.batch_size} is the global batch, split over {world} processes: "
                           f"it must be at least {world}")
     out = on_main(lambda: prepare_run_dir(config, args))
+    if world > 1 and config.backend == "cupy":
+        dist.use_local_gpu()                      # one GPU per rank on a machine (NCCL needs it)
     mg.set_backend(config.backend)                # BackendError says why, if it can't
     reuse_freed_memory()        # a step's arrays reuse the last step's memory (minigrad/allocator.py)
     blas = use_widest_kernels()                   # NumPy's BLAS at this CPU's width (minigrad/blas.py)
     if not blas.startswith("unchanged"):
         say(blas)
 
+    on_main(lambda: check_memory(config))        # what the data needs, against rank 0's free memory
     objective = make_objective(config, tokenizers)
+    if fingerprint is not None and objective.fingerprint() != fingerprint:
+        raise DataError(f"the data of {out} has changed since the run began (its SHA-256 differs): --resume "
+                        "continues a run on the data it started with; start a new run for the new data")
     mg.manual_seed(config.seed)
     model = objective.build_model()
     total = objective.total_steps()
@@ -415,7 +481,7 @@ def train(args, typed, run):
         batch = objective.train_batch(step)                 # the global batch, the same on every rank
         counts = objective.counts(batch)                    # its loss is averaged over these
         if world > 1:
-            batch = shard_rows(batch, rank, world)          # this rank's rows; its loss: its sum x N / count
+            batch = shard_rows(batch, rank, world)          # this rank's rows (None: none); its loss: its sum x N / count
         lr = opt.param_groups[0]["lr"]
         outcome = training_step(batch, counts)
         if schedule is not None:
@@ -462,12 +528,15 @@ class TrainingStep:
         self.params = list(self.model.parameters())
 
     def __call__(self, batch, counts):
-        with self.checks, autocast(enabled=self.scaler.is_enabled()):   # index checks recorded on the device
-            loss = self.objective.loss(self.model, batch, counts)       # forward: the batch's loss
-        if dist.get_world_size() > 1:
-            loss = loss * dist.get_world_size()
         self.opt.zero_grad()
-        self.scaler.scale(loss).backward()
+        if batch is None:           # a rank without rows (a batch smaller than the world): it adds 0
+            loss = mg.zeros(())                 # (float64 for a float64 model: the log reads its value only)
+        else:
+            with self.checks, autocast(enabled=self.scaler.is_enabled()):   # index checks recorded on the device
+                loss = self.objective.loss(self.model, batch, counts)       # forward: the batch's loss
+            if dist.get_world_size() > 1:
+                loss = loss * dist.get_world_size()
+            self.scaler.scale(loss).backward()
         dist.all_reduce_gradients(self.params)              # the mean over ranks: the whole batch's gradient
         self.scaler.unscale_(self.opt)                      # gradients / S, before clipping
         grad_norm = optim.clip_grad_norm_(self.params, self.clip)
@@ -475,6 +544,14 @@ class TrainingStep:
         self.scaler.step(self.opt)
         self.scaler.update()
         return loss, grad_norm, self.scaler.found_inf, scale
+
+
+def check_memory(config):
+    """Refuse, before anything is generated, what the objective's data cannot fit in
+    (run on rank 0: free memory is one machine's figure)."""
+    check = getattr(objective_class(config.model), "check_memory", None)
+    if check is not None:
+        check(config)
 
 
 def say(line):
@@ -573,8 +650,9 @@ class TrainingLog:
             self.bar.update(1)
 
     def due(self, step):
-        """A window is full, or a progress line is due at this step."""
-        return len(self.pending) >= self.WINDOW or (self.lines and step % self.config.log_every == 0)
+        """A window is full, or a progress line may be due at this step. The same answer on
+        every rank (under mpiexec each flush is a collective): it reads only the step."""
+        return len(self.pending) >= self.WINDOW or step % self.config.log_every == 0
 
     def flush(self):
         self.checks.raise_pending()                   # an index out of range, found in these steps
@@ -655,7 +733,7 @@ def validate(objective, model, state, out):
 
 def restore(path, saved, model, opt, schedule, scaler):
     """Model, optimizer, schedule, loss scaler and trainer state from ``load_checkpoint(path)``'s ``saved``."""
-    model_state, opt_state, trainer = saved
+    model_state, opt_state, trainer = migrate_checkpoint(saved, model, opt)
     try:
         model.load_state_dict(model_state)
         opt.load_state_dict(opt_state)
@@ -684,6 +762,50 @@ def restore(path, saved, model, opt, schedule, scaler):
     return dict({key: trainer[key] for key in expected}, skipped_in_a_row=skipped)
 
 
+#: Weight names the previous train.py's models had, and their names today.
+RENAMED_WEIGHTS = {"attention.": "attention_layer."}       # RNNSeq2Seq's attention module
+
+
+def migrate_weights(state, model):
+    """A state_dict of the previous train.py's model under today's names (a name today's
+    model knows is left alone)."""
+    known = set(model.state_dict())
+    renamed = {}
+    for name, array in state.items():
+        for old, new in RENAMED_WEIGHTS.items():
+            if name not in known and name.startswith(old) and new + name[len(old):] in known:
+                name = new + name[len(old):]
+        renamed[name] = array
+    return renamed
+
+
+def migrate_checkpoint(saved, model, opt):
+    """A checkpoint of the previous train.py in today's form: its weights renamed, its
+    optimizer's one parameter group cut into today's two (matrices, the rest) with the
+    states renumbered, its trainer state ("epoch", "batch") as today's ("validated_step":
+    the previous train.py validated only at the end of an epoch, batch 0)."""
+    model_state, opt_state, trainer = saved
+    model_state = migrate_weights(model_state, model)
+    if isinstance(trainer, dict) and "validated_step" not in trainer and "batch" in trainer:
+        trainer = dict(trainer, validated_step=trainer["step"] if trainer["batch"] == 0 and trainer["step"] else None)
+        groups = opt_state.get("param_groups") if isinstance(opt_state, dict) else None
+        if isinstance(groups, list) and len(groups) == 1 and len(opt.param_groups) == 2:
+            before = list(model.parameters())                      # the old single group's order
+            position = {id(p): i for i, p in enumerate(before)}
+            after = [position[id(p)] for group in opt.param_groups for p in group["params"]]
+            renumber = {old: new for new, old in enumerate(after)}
+            state = {renumber[int(i)]: entries for i, entries in opt_state["state"].items()}
+            saved_group = {k: v for k, v in groups[0].items() if k != "params"}
+            new_groups, start = [], 0
+            for group in opt.param_groups:
+                n = len(group["params"])
+                new_groups.append(dict(saved_group, weight_decay=group["weight_decay"],
+                                       params=list(range(start, start + n))))
+                start += n
+            opt_state = {"state": state, "param_groups": new_groups}
+    return model_state, opt_state, trainer
+
+
 def trainer_state(state, schedule, scaler):
     return dict(state, schedule=schedule.state_dict() if schedule is not None else None,
                 scaler=scaler.state_dict() or None)
@@ -709,7 +831,8 @@ def write_history(history, path):
 def finish(objective, model, config, args, out, state):
     """Everything after the last step; a kill in here is finished again by --resume,
     to the same files (it reads only the saved best weights and the test split)."""
-    model.load_state_dict(on_main(lambda: load_weights(os.path.join(out, "model.safetensors"))))
+    model.load_state_dict(migrate_weights(on_main(lambda: load_weights(os.path.join(out, "model.safetensors"))),
+                                          model))
     with precision(config):
         metrics = objective.evaluate(model, "test")              # shared out among the ranks
     metrics.update(steps=state["step"], train_seconds=round(state["seconds"], 1),
@@ -758,7 +881,7 @@ def print_summary(objective, metrics, out):
 def load_run(run_dir, args, typed, load_data=False):
     """(config, objective, model with the best weights) of a saved run. The run's own
     backend unless --backend is typed; --beam-size and --length-penalty as typed."""
-    config, tokenizers = read_config(run_dir)
+    config, tokenizers, _ = read_config(run_dir)
     changes = {k: getattr(args, k) for k in ("backend", "beam_size", "length_penalty") if k in typed}
     config = dataclasses.replace(config, out=run_dir, **changes)
     mg.set_backend(config.backend)
@@ -766,7 +889,7 @@ def load_run(run_dir, args, typed, load_data=False):
     model = objective.build_model()
     path = os.path.join(run_dir, "model.safetensors")
     try:
-        model.load_state_dict(load_weights(path))
+        model.load_state_dict(migrate_weights(load_weights(path), model))
     except (KeyError, ValueError) as e:
         raise CheckpointError(f"{path} does not match its config.json: {e}") from None
     return config, objective, model.eval()
@@ -789,7 +912,7 @@ def use_run(args, typed):
     if objective.name != wanted:
         raise ConfigError(f"--{action} needs a run of a {wanted.replace('_', ' ')} model; {args.run} holds a "
                           f"--model {config.model} run")
-    lines = read_inputs(getattr(args, action))
+    lines = on_main(lambda: read_inputs(getattr(args, action)))     # stdin reaches rank 0 alone
 
     def use():
         with precision(config):

@@ -20,6 +20,10 @@ def shared_out(batches):
 
 def shard_rows(batch, rank, world_size):
     """This rank's rows of a training batch: every array field of the batch (a
-    dataclass of arrays whose first axis is the batch) cut by ``batch_slice``."""
+    dataclass of arrays whose first axis is the batch) cut by ``batch_slice``; None
+    when the batch has fewer rows than there are ranks and this one gets none (it
+    still takes part in the gradients' all-reduce, adding zeros)."""
     rows = dist.batch_slice(len(getattr(batch, dataclasses.fields(batch)[0].name)), rank, world_size)
+    if rows.stop == rows.start:
+        return None
     return dataclasses.replace(batch, **{f.name: getattr(batch, f.name)[rows] for f in dataclasses.fields(batch)})

@@ -130,6 +130,26 @@ def test_a_bad_flag_value_is_one_line(tmp_path, capsys, flags, message):
     fails_with(capsys, TINY + flags + ["--out", str(tmp_path / "run")], message)
 
 
+@pytest.mark.parametrize("flags, message", [
+    (["--model", "gpt", "--epochs", "3"], "--epochs: sequence-to-sequence settings, which --model gpt does not use"),
+    (["--model", "bert", "--task", "dates", "--beam-size", "2"], "--beam-size, --task: sequence-to-sequence"),
+    (["--model", "gpt", "--max-steps", "0"], "--model gpt trains for --max-steps"),
+])
+def test_a_flag_the_model_kind_would_ignore_is_refused(tmp_path, capsys, flags, message):
+    fails_with(capsys, flags + ["--out", str(tmp_path / "run")], message)
+
+
+def test_resume_refuses_data_that_changed_since_the_run_began(tmp_path, capsys):
+    data = tmp_path / "pairs.tsv"
+    data.write_text("".join(f"{w}\t{w[::-1]}\n" for w in ("abc", "hello", "minigrad", "tensor", "graph") * 20))
+    out = str(tmp_path / "run")
+    train.main(["--data", str(data), "--model", "gru", "--embed-dim", "8", "--hidden", "8", "--layers", "1",
+                "--batch-size", "16", "--max-steps", "2", "--no-progress", "--no-plots", "--out", out])
+    capsys.readouterr()
+    data.write_text(data.read_text() + "extra\tartxe\n")
+    fails_with(capsys, ["--resume", out, "--max-steps", "4"], "data of", "has changed since the run began")
+
+
 def test_a_beam_wider_than_the_vocabulary_is_capped(saved, capsys):
     metrics = train.main(["--evaluate", saved, "--beam-size", "500"])
     assert metrics["beam_size"] <= 40
@@ -151,6 +171,9 @@ def test_unknown_characters_at_translate_are_named_in_a_warning(saved, capsys):
     (lambda c: c.pop("tokenizers"), "\"tokenizers\""),
     (lambda c: c["tokenizers"].update(source=5), "tokenizer"),
     (lambda c: c.update(bidirectional=1), "'bidirectional' must be bool"),
+    (lambda c: c.update(hidden=0), "hidden must be at least 1, got 0"),
+    (lambda c: c.update(dropout=1.5), "dropout must be in [0.0, 1.0), got 1.5"),
+    (lambda c: c.update(valid_share=0.7, test_share=0.5), "must leave data to train on"),
 ])
 def test_an_edited_config_json_is_named(saved, tmp_path, capsys, edit, message):
     run = copy_of(saved, tmp_path)

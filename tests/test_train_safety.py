@@ -359,8 +359,9 @@ def test_resume_refuses_what_would_make_another_run(short_run, capsys, flags, na
     assert os.path.getmtime(os.path.join(short_run, "checkpoint.safetensors")) == before
 
 
-def test_resume_accepts_a_fixed_flag_typed_with_the_runs_own_value(short_run):
-    train.main(["--resume", short_run, "--lr", "1e-2", "--model", "gru", "--no-progress", "--no-plots"])
+def test_resume_accepts_a_fixed_flag_typed_with_the_runs_own_value(short_run, capsys):
+    metrics = train.main(["--resume", short_run, "--lr", "1e-2", "--model", "gru", "--no-progress", "--no-plots"])
+    assert metrics["steps"] == 4 and "applying" not in capsys.readouterr().out      # nothing to apply
 
 
 @pytest.mark.parametrize("flags", [["--evaluate", "D", "--translate", "x", "--run", "D"],
@@ -378,6 +379,7 @@ def test_the_config_of_a_new_run_records_the_resolved_defaults(short_run):
     config = saved_config(short_run)
     assert config["lr"] == 1e-2 and config["optimizer"] == "adam" and config["layers"] == 1
     assert config["out"] == short_run and set(config["tokenizers"]) == {"source", "target"}
-    assert set(config) - {"tokenizers"} == set(RunConfig.__dataclass_fields__)
+    assert set(config) - {"tokenizers", "data_sha256"} == set(RunConfig.__dataclass_fields__)
+    assert config["data_sha256"] is None                      # a generated task: nothing to fingerprint
     assert with_model_defaults(RunConfig()).batch_size == 64
     assert not math.isnan(config["dropout"])

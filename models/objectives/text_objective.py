@@ -5,6 +5,8 @@ pairs drawn from (seed, step): no epochs), validated every --eval-every steps.
     --text FILE       the user's UTF-8 text (``minigrad.data.load_text``)
     (no --text)       the built-in corpus: Python's own documentation, read offline
 """
+import hashlib
+
 import minigrad as mg
 from minigrad.data import builtin_corpus, build_tokenizer, load_text, split_text, tokenizer_from_dict
 from models.config import tokenizer_options
@@ -29,11 +31,16 @@ class TextObjective:
         c = self.config
         text = (load_text(c.text, normalize=None if c.normalize == "none" else c.normalize, lowercase=c.lowercase)
                 if c.text else builtin_corpus())
+        self._sha256 = hashlib.sha256(text.encode("utf-8")).hexdigest()
         parts = dict(zip(("train", "valid", "test"), split_text(text, valid=c.valid_share, test=c.test_share)))
         if self.tok is None:
             specials = {"specials": self.SPECIALS} if self.SPECIALS else {}
             self.tok = build_tokenizer(c.tokenizer, [parts["train"]], **specials, **tokenizer_options(c))
         return parts
+
+    def fingerprint(self):
+        """The SHA-256 of the text read (the built-in corpus differs between Python releases)."""
+        return self._sha256
 
     def _source(self):
         return self.config.text or "the built-in corpus (Python's documentation)"

@@ -12,6 +12,7 @@
               of the decoded outputs (greedy, or beam search at the test)
     best      the weights with the best validation exact match (ties: token accuracy)
 """
+import hashlib
 import os
 import sys
 
@@ -62,7 +63,6 @@ class Translation:
             examples = [(s, t, raw) for (s, t), raw in zip(corpus.pairs, corpus.raw_targets)]
             self.dropped = corpus.dropped
         else:
-            _check_fits_in_memory(c.task, c.num_pairs)
             if c.num_pairs >= 100_000:
                 print(f"generating {c.num_pairs:,} pairs of --task {c.task} ...", flush=True)
             examples = [(s, t, t) for s, t in make_task(c.task, c.num_pairs, seed=c.seed)]
@@ -93,6 +93,22 @@ class Translation:
         if longest > limit:
             raise DataError(f"a {split} sequence has {longest} tokens, more than --max-positions {limit}: "
                             "raise --max-positions, lower --max-length, or use a coarser --tokenizer")
+
+    @staticmethod
+    def check_memory(config):
+        """A built-in task of --num-pairs pairs must fit in memory (train.py asks first)."""
+        if not config.data:
+            _check_fits_in_memory(config.task, config.num_pairs)
+
+    def fingerprint(self):
+        """The SHA-256 of the --data file (None for a task: generated from the seed)."""
+        if not self.config.data:
+            return None
+        digest = hashlib.sha256()
+        with open(self.config.data, "rb") as f:
+            for block in iter(lambda: f.read(1 << 20), b""):
+                digest.update(block)
+        return digest.hexdigest()
 
     def max_positions(self):
         """The Transformer's position table bounds its sequences; RNNs have no bound."""

@@ -107,3 +107,27 @@ def test_a_rank_that_fails_stops_the_job(tmp_path):
     code, output = train_on(GRU + ["--out", str(tmp_path / "run")], prelude=crash)   # launch() fails on a hang
     assert code != 0
     assert "rank 1 broke down" in output
+
+
+def test_a_batch_smaller_than_the_world_leaves_a_rank_without_rows(tmp_path):
+    """303 pairs at --batch-size 16: each epoch has one batch of a single pair (steps 16 and
+    28 here), so rank 0 holds no row at those steps. It still joins the all-reduce with
+    zeros, and the run reaches the one-process weights (SGD: a gradient off by a factor shows)."""
+    flags = [f if f != "300" else "303" for f in GRU] + ["--optimizer", "sgd", "--lr", "0.3"]
+    flags[flags.index("--max-steps") + 1] = "20"
+    code, output = train_on(flags + ["--out", str(tmp_path / "two")])
+    assert code == 0, output
+    train_alone(flags + ["--out", str(tmp_path / "one")])
+    two, one = weights(tmp_path / "two"), weights(tmp_path / "one")
+    for name in one:
+        np.testing.assert_allclose(two[name], one[name], rtol=2e-4, atol=2e-5, err_msg=name)
+
+
+def test_progress_lines_of_a_two_rank_run_come_from_rank_0_alone(tmp_path):
+    """Without --no-progress and with output to a pipe, rank 0 prints a line every
+    --log-every steps; the log's window reads (collectives) stay in step on both ranks."""
+    flags = [f for f in TRANSFORMER if f != "--no-progress"] + ["--log-every", "2"]
+    code, output = train_on(flags + ["--out", str(tmp_path / "run")])
+    assert code == 0, output
+    assert [line.split(":")[0] for line in output.splitlines() if line.startswith("step ")] == \
+        ["step 2/8", "step 4/8", "step 6/8", "step 8/8"]
