@@ -204,6 +204,8 @@ def check_args(args, typed, error):
         error(f"--temperature must be >= 0, got {args.temperature}")
     if not 0.0 < args.top_p <= 1.0:
         error(f"--top-p must be in (0, 1], got {args.top_p}")
+    if args.resume is None and "segment" in typed and args.model != "bert":
+        error(f"--segment says what a BERT sentence pair is made of; --model {args.model} does not use it")
     if args.resume is None and args.model not in SEQ2SEQ_KINDS:
         ignored = sorted(typed & SEQ2SEQ_ONLY)
         if ignored:

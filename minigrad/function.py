@@ -173,14 +173,11 @@ class _Edge:
 
 
 def _checked_inputs(inputs, op_name):
-    """Inputs as Tensors, all on one backend and of at most one float dtype.
-
-    The common case (Tensors whose arrays share one type and one dtype) is checked
-    in a single pass: this runs on every op, so its cost is the framework's per-op
-    overhead. Anything else takes the full check, which names what is wrong.
+    """Inputs as Tensors, all on one backend and of at most one float dtype: the full
+    check, which names what is wrong. ``Function.__call__`` calls it only when
+    ``uniform_tensors`` (the common case: Tensors whose arrays share one type and one
+    dtype, checked in a single pass, the framework's per-op overhead) says no.
     """
-    if uniform_tensors(inputs):
-        return inputs
     inputs = _same_backend_tensors(inputs, op_name)
     _check_float_dtypes(inputs, op_name)
     return inputs

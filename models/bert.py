@@ -358,7 +358,7 @@ class BERT(nn.Module):
         return mask
 
 
-def bert_loss(mlm_logits, mlm_labels, nsp_logits, nsp_labels):
+def bert_loss(mlm_logits, mlm_labels, nsp_logits, nsp_labels, mlm_count=None, nsp_count=None):
     """(total, mlm_loss, nsp_loss): total = mlm_loss + nsp_loss (Appendix A.2).
 
     mlm_loss: the mean cross-entropy over the positions whose label is not -100, from
@@ -367,6 +367,10 @@ def bert_loss(mlm_logits, mlm_labels, nsp_logits, nsp_labels):
         A batch with no chosen position gives NaN (as PyTorch's mean over nothing).
     nsp_loss: the mean cross-entropy of nsp_logits (B, 2) against nsp_labels (B,),
         0 IsNext, 1 NotNext.
+    mlm_count, nsp_count: divide each loss's sum by these counts instead of by the
+        batch's own (host numbers): a data-parallel rank holds part of a batch, and
+        its sums over the whole batch's counts add up, over the ranks, to the whole
+        batch's means (``models/objectives/masked_lm.py``).
     """
     mlm_labels = as_tensor(mlm_labels, like=mlm_logits)
     nsp_labels = as_tensor(nsp_labels, like=nsp_logits)
@@ -378,9 +382,16 @@ def bert_loss(mlm_logits, mlm_labels, nsp_logits, nsp_labels):
         raise ValueError(f"bert_loss: expected nsp_logits (B, 2) with nsp_labels (B,); got "
                          f"nsp_logits {nsp_logits.shape} and nsp_labels {nsp_labels.shape}")
     V = mlm_logits.shape[-1]
-    mlm_loss = F.cross_entropy(mlm_logits.reshape(-1, V), mlm_labels.reshape(-1),
-                               ignore_index=IGNORE_INDEX)                      # () mean over chosen
-    nsp_loss = F.cross_entropy(nsp_logits, nsp_labels)                         # () mean over B
+    if mlm_count is None:
+        mlm_loss = F.cross_entropy(mlm_logits.reshape(-1, V), mlm_labels.reshape(-1),
+                                   ignore_index=IGNORE_INDEX)                  # () mean over chosen
+    else:
+        mlm_loss = F.cross_entropy(mlm_logits.reshape(-1, V), mlm_labels.reshape(-1), ignore_index=IGNORE_INDEX,
+                                   reduction="sum") / mlm_count                # () sum / the given count
+    if nsp_count is None:
+        nsp_loss = F.cross_entropy(nsp_logits, nsp_labels)                     # () mean over B
+    else:
+        nsp_loss = F.cross_entropy(nsp_logits, nsp_labels, reduction="sum") / nsp_count
     return mlm_loss + nsp_loss, mlm_loss, nsp_loss
 
 

@@ -69,6 +69,9 @@ class RunConfig:
                               "data")
     block_size: Optional[int] = setting(None, "gpt/bert: tokens per training sequence (default: 64 for gpt, "
                                         "128 for bert)", "data")
+    segment: str = setting("line", "bert: what one segment of a sentence pair is: a line of the text, or a "
+                           "sentence (paragraphs cut after . ! ? before a capital)", "data",
+                           choices=["line", "sentence"])
 
     # -- the model -----------------------------------------------------------------
     model: str = setting("transformer", "transformer, gru, lstm: sequence-to-sequence; gpt: next-token "
@@ -104,8 +107,8 @@ class RunConfig:
     beta2: Optional[float] = setting(None, "Adam's beta2 (default: 0.98; 0.99 for gpt, 0.999 for bert)",
                                      "training")
     weight_decay: Optional[float] = setting(None, "weight decay (default: 0; 0.1 for gpt, 0.01 for bert; "
-                                            "AdamW decays matrices only, not biases, norms or "
-                                            "position tables)", "training")
+                                            "applied to the matrices, embedding and position tables "
+                                            "included, never to biases or LayerNorm gains)", "training")
     schedule: str = setting("cosine", "cosine: linear warm-up then cosine decay to --min-lr; noam: the "
                             "Transformer paper's warm-up and 1/sqrt(step) decay (ignores --lr); constant",
                             "training", choices=["cosine", "noam", "constant"])
@@ -229,7 +232,7 @@ def _stem(path):
 _TYPES = {int: (int,), float: (int, float), str: (str,), bool: (bool,)}
 
 #: Settings added after runs were saved: what a config.json without them meant.
-ADDED_LATER = {"precision": "float32"}
+ADDED_LATER = {"precision": "float32", "segment": "line"}
 
 
 def config_from_json(values, source="config.json"):

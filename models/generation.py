@@ -39,7 +39,8 @@ Host and device: the prompts go to the device once; the tokens are drawn there f
 the backend's random generator (``minigrad.manual_seed`` makes a run reproducible)
 and stay there; the ids (and logits, if kept) come back once at the end. Per step,
 the one transfer left is the boolean "has every row stopped?" when ``stop_id`` is
-given (and the two booleans of the embedding op's index range check).
+given. (The embeddings' index range checks are recorded on the device and read once,
+after the last step: ``minigrad.deferred_checks``.)
 """
 from dataclasses import dataclass
 

@@ -67,7 +67,7 @@ def holds_run(path):
 
 def clear_run(path):
     """Remove the files a run writes, and nothing else the directory holds."""
-    names = RUN_FILES + [os.path.basename(p) for p in glob.glob(os.path.join(path, "attention_*.png"))]
+    names = RUN_FILES + [os.path.basename(p) for p in glob.glob(os.path.join(glob.escape(path), "attention_*.png"))]
     for name in names:
         target = os.path.join(path, name)
         if os.path.isfile(target):

@@ -318,6 +318,34 @@ def test_mlm_loss_ignores_positions_labelled_minus_100(data):
     assert (rows_total, rows_mlm) == pytest.approx((total, mlm), rel=1e-14)
 
 
+@given(st.data())
+@settings(max_examples=30, deadline=None)
+def test_bert_loss_of_row_shards_over_the_whole_batchs_counts_adds_up_to_the_whole_batchs(data):
+    """mlm_count and nsp_count (data parallelism): cut the batch's rows anywhere; each
+    part's loss with the whole batch's counts, summed over the parts, is the whole
+    batch's mean loss, and so are the gradients."""
+    b = data.draw(st.integers(2, 5))
+    t, V = data.draw(st.integers(1, 4)), data.draw(st.integers(2, 6))
+    cut = data.draw(st.integers(1, b - 1))
+    rng = np.random.default_rng(data.draw(st.integers(0, 2**16)))
+    chosen = rng.random((b, t)) < 0.5
+    chosen[0, 0] = True
+    labels = np.where(chosen, rng.integers(0, V, (b, t)), -100)
+    logits, nsp_logits, nsp_labels = rng.standard_normal((b, t, V)), rng.standard_normal((b, 2)), rng.integers(0, 2, b)
+
+    def loss_and_grad(rows, **counts):
+        x = tensor(logits[rows], requires_grad=True)
+        total = bert_loss(x, tensor(labels[rows]), tensor(nsp_logits[rows]), tensor(nsp_labels[rows]), **counts)[0]
+        total.backward()
+        return total.item(), to_numpy(x.grad)
+
+    whole, g_whole = loss_and_grad(slice(None))
+    counts = {"mlm_count": int(chosen.sum()), "nsp_count": b}
+    (first, g_first), (second, g_second) = loss_and_grad(slice(0, cut), **counts), loss_and_grad(slice(cut, b), **counts)
+    assert first + second == pytest.approx(whole, rel=1e-12)
+    np.testing.assert_allclose(np.concatenate([g_first, g_second]), g_whole, rtol=1e-12, atol=1e-15)
+
+
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_weight_tying_is_one_parameter_with_the_gradient_of_both_uses(backend):
     model = tiny_bert(backend)

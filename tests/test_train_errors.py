@@ -134,6 +134,7 @@ def test_a_bad_flag_value_is_one_line(tmp_path, capsys, flags, message):
     (["--model", "gpt", "--epochs", "3"], "--epochs: sequence-to-sequence settings, which --model gpt does not use"),
     (["--model", "bert", "--task", "dates", "--beam-size", "2"], "--beam-size, --task: sequence-to-sequence"),
     (["--model", "gpt", "--max-steps", "0"], "--model gpt trains for --max-steps"),
+    (["--model", "gpt", "--segment", "sentence"], "--segment says what a BERT sentence pair is made of"),
 ])
 def test_a_flag_the_model_kind_would_ignore_is_refused(tmp_path, capsys, flags, message):
     fails_with(capsys, flags + ["--out", str(tmp_path / "run")], message)

@@ -93,6 +93,49 @@ def test_generate_continues_prompts_and_is_seeded(gpt_run, capsys, monkeypatch):
     assert greedy[0] == greedy[1]
 
 
+def test_generate_reads_more_prompts_than_a_batch_in_batches(gpt_run, capsys, monkeypatch):
+    """--batch-size 4 (the run's) and ten prompts: three batches; each greedy
+    continuation is the one the prompt gets alone."""
+    import io
+    prompts = [line[:n] for line in LINES for n in (5, 9)][:10]
+    from models.objectives.language_model import LanguageModel
+    sizes, real = [], LanguageModel.generate
+
+    def recorded(self, model, chunk, *rest):
+        sizes.append(len(chunk))
+        return real(self, model, chunk, *rest)
+    monkeypatch.setattr(sys, "stdin", io.StringIO("\n".join(prompts) + "\n"))
+    with monkeypatch.context() as patch:
+        patch.setattr(LanguageModel, "generate", recorded)
+        together = train.main(["--generate", "-", "--run", gpt_run, "--temperature", "0", "--max-new-tokens", "6"])
+    assert sizes == [4, 4, 2]
+    alone = [train.main(["--generate", p, "--run", gpt_run, "--temperature", "0", "--max-new-tokens", "6"])
+             for p in prompts]                                    # one prompt: its line, not a list
+    assert together == alone and len(together) == 10
+
+
+def test_bert_segments_can_be_sentences(tmp_path, capsys):
+    """--segment sentence: the pairs are made of the text's sentences, not its lines
+    (here each line holds two sentences, so there are twice as many segments)."""
+    text = tmp_path / "sentences.txt"
+    text.write_text("\n".join(f"The {a} sat on the mat. A {b} sang in the tree." for a, b in
+                              [("cat", "bird"), ("dog", "crow"), ("cow", "lark")] * 12) + "\n", encoding="utf-8")
+    for unit in ("line", "sentence"):
+        train.main(BERT + ["--text", str(text), "--segment", unit, "--max-steps", "2", "--no-plots",
+                           "--out", str(tmp_path / unit)])
+    config = json.load(open(tmp_path / "sentence" / "config.json"))
+    assert config["segment"] == "sentence"
+    from models.config import config_from_json
+    from models.objectives import make_objective
+    counts = {}
+    for unit in ("line", "sentence"):
+        values = json.load(open(tmp_path / unit / "config.json"))
+        tokenizers = values.pop("tokenizers")
+        values.pop("data_sha256")
+        counts[unit] = make_objective(config_from_json(values), tokenizers).pairs["train"].num_segments
+    assert counts["sentence"] == 2 * counts["line"]
+
+
 def test_generate_and_fill_refuse_the_other_kind_of_run(gpt_run, capsys):
     with pytest.raises(SystemExit) as exit_info:
         train.main(["--fill", "the [MASK] sat", "--run", gpt_run])

@@ -203,6 +203,17 @@ def test_overwrite_replaces_the_run_but_keeps_the_users_other_files(tmp_path):
     assert checkpoint.load_checkpoint(str(out / "checkpoint.safetensors"))[2]["step"] == 2
 
 
+def test_overwrite_clears_a_run_whose_directory_name_has_glob_characters(tmp_path):
+    """clear_run finds attention_*.png in "runs/[fra]*?" too (the name is escaped, not a pattern)."""
+    from models.run_dir import clear_run
+    out = tmp_path / "[fra]*?"
+    out.mkdir()
+    for name in ("attention_0.png", "attention_1.png", "config.json", "notes.txt"):
+        (out / name).write_text("x")
+    clear_run(str(out))
+    assert sorted(os.listdir(out)) == ["notes.txt"]
+
+
 @pytest.mark.parametrize("flags, expected", [
     ([], os.path.join("runs", "dates-transformer")),
     (["--task", "reverse", "--model", "gru"], os.path.join("runs", "reverse-gru-bahdanau")),

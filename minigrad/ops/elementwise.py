@@ -232,8 +232,9 @@ class GELU(Function):
         self.approximate = approximate
 
     def forward(self, x):
-        # Saved: x alone (the graph holds it anyway), as PyTorch; backward recomputes
-        # tanh(u) or Phi(x) from it, one pass, instead of keeping an array of x's size.
+        # Saved: x alone, as PyTorch: one array of x's size, the least any backward
+        # needs; backward recomputes tanh(u) or Phi(x) from it (one pass) rather than
+        # keeping a second array of x's size beside it.
         self.save_for_backward(x)
         if self.approximate == "tanh":
             y = self._tanh_u(x) + 1

@@ -60,8 +60,8 @@ class CrossEntropy(Function):
         if self.eps > 0:      # only then: a masked logit (-inf) would make 0 * -inf = NaN
             loss = loss - (self.eps / C) * (logits - lse).sum(axis=1)
         loss = xp.where(valid, loss, 0)                           # (N,)
-        # Saved: the logits (the graph holds them anyway) and lse, not log p: an (N, C)
-        # array less to keep; backward recomputes softmax = exp(logits - lse).
+        # Saved: the logits and lse, and not log p or softmax as well: one (N, C) array
+        # kept, not two; backward recomputes softmax = exp(logits - lse) from them.
         self.save_for_backward(logits, lse, t, valid)
         if self.reduction == "none":
             return loss

@@ -77,21 +77,22 @@ class LayerNorm(Function):
         var = (x_hat * x_hat).mean(axis=axes, keepdims=True)          # (..., 1)
         rstd = 1 / (var + self.eps) ** 0.5                            # (..., 1)
         x_hat *= rstd                                                 # (..., N) normalized, in place
-        # Saved: x (the input, which the graph holds anyway), mu and rstd; backward
-        # recomputes x_hat from them (two passes) instead of keeping a second array of
-        # x's size.
-        self.save_for_backward(x, mu, rstd, weight)
-        y = x_hat                                                     # y built in place
+        # Saved: x_hat and rstd, what backward reads, and gamma. Not x: x is not kept by
+        # the graph (it holds only edges), so saving x instead would cost the same array
+        # of x's size and backward two more passes to rebuild x_hat from it.
+        self.save_for_backward(x_hat, rstd, weight)
         if weight is not None:
-            y *= weight
-        if bias is not None:
-            y += bias
+            y = x_hat * weight                                        # (..., N) a new array: x_hat stays
+            if bias is not None:
+                y += bias
+        elif bias is not None:
+            y = x_hat + bias                                          # (..., N)
+        else:
+            y = x_hat.copy()                                          # (..., N) the output is the caller's
         return y
 
     def backward(self, gy):
-        x, mu, rstd, weight = self.saved
-        x_hat = x - mu
-        x_hat *= rstd                                                 # (..., N), as in forward
+        x_hat, rstd, weight = self.saved
         axes = tuple(range(x_hat.ndim - self.k, x_hat.ndim))
         batch_axes = tuple(range(x_hat.ndim - self.k))
         grads = []

@@ -11,9 +11,14 @@ the data, the loss and the metrics.
     loss = objective.loss(model, batch, counts) # scalar Tensor: forward and loss
     metrics = objective.evaluate(model, "valid")   # host floats; "test" at the end
     objective.score(metrics)                    # higher is better: picks model.safetensors
-    objective.write_samples(model, path)        # samples.txt
+    objective.sample_lines(model)               # the text of samples.txt
     objective.plots(model, out)                 # the objective's own PNGs (curves.png is shared)
     objective.use(model, lines, options)        # translate / generate / fill, one line each
+
+``Objective`` (objective.py) lists every member train.py calls, each with what it must
+return: the schedule (``total_steps``, ``is_eval_point``, ``epoch_of``), the log and the
+summary (``describe``, ``valid_line``, ``summary``, ``CURVES``), the run directory
+(``tokenizers``, ``fingerprint``), and the checks before anything is read (``check_memory``).
 
     translation      Translation      pairs -> a seq2seq model (transformer, gru, lstm)
     language_model   LanguageModel    text  -> GPT, the next token
@@ -22,23 +27,29 @@ the data, the loss and the metrics.
 ``counts`` exists for data parallelism: the loss of a shard is its sum divided by the
 count of the whole batch, so the shards' gradients add up to the whole batch's.
 
-A fourth objective is a class with these methods, registered in ``OBJECTIVES``.
+A fourth objective is a subclass of ``Objective`` registered in ``OBJECTIVES`` (and its
+model kinds in ``models.config.OBJECTIVE_OF``).
 """
-from models.config import OBJECTIVE_OF
+import importlib
 
-__all__ = ["make_objective", "objective_class"]
+from models.config import OBJECTIVE_OF
+from models.objectives.objective import Objective
+
+__all__ = ["Objective", "OBJECTIVES", "make_objective", "objective_class"]
+
+#: Each objective's class as "module:Class", imported when a run needs it (a GPT run
+#: never imports the translation code).
+OBJECTIVES = {
+    "translation": "models.objectives.translation:Translation",
+    "language_model": "models.objectives.language_model:LanguageModel",
+    "masked_lm": "models.objectives.masked_lm:MaskedLM",
+}
 
 
 def objective_class(model_kind):
-    name = OBJECTIVE_OF[model_kind]
-    if name == "translation":
-        from models.objectives.translation import Translation
-        return Translation
-    if name == "language_model":
-        from models.objectives.language_model import LanguageModel
-        return LanguageModel
-    from models.objectives.masked_lm import MaskedLM
-    return MaskedLM
+    """The ``Objective`` subclass that trains ``--model model_kind``."""
+    module, name = OBJECTIVES[OBJECTIVE_OF[model_kind]].split(":")
+    return getattr(importlib.import_module(module), name)
 
 
 def make_objective(config, tokenizers=None, load_data=True):

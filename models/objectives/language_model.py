@@ -117,9 +117,12 @@ class LanguageModel(TextObjective):
 
     # -- using a saved run ---------------------------------------------------------
     def use(self, model, lines, options):
-        """``--generate``: each prompt and its continuation."""
-        outputs = self.generate(model, lines, options.temperature, options.top_k or None,
-                                options.top_p if options.top_p < 1.0 else None, options.max_new_tokens)
+        """``--generate``: each prompt and its continuation, in batches of --batch-size."""
+        outputs = []
+        for start in range(0, len(lines), self.config.batch_size):
+            outputs += self.generate(model, lines[start:start + self.config.batch_size], options.temperature,
+                                     options.top_k or None, options.top_p if options.top_p < 1.0 else None,
+                                     options.max_new_tokens)
         return [prompt + output for prompt, output in zip(lines, outputs)]
 
     def generate(self, model, prompts, temperature, top_k, top_p, max_new_tokens):

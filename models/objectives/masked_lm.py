@@ -3,7 +3,7 @@ a segment follows another, from plain text.
 
     data      --text FILE or the built-in corpus, cut in three contiguous parts as for
               GPT; a tokenizer with [CLS], [SEP], [MASK] fitted on the training part;
-              segments are the text's lines
+              segments are the text's lines, or its sentences (--segment sentence)
     batches   B pairs [CLS] A [SEP] B [SEP] (B the true next line half the time, a random
               one otherwise), 15% of the real tokens chosen and masked 80/10/10
               (``minigrad.data.masking``), all drawn from (seed, step)
@@ -23,7 +23,7 @@ import minigrad as mg
 from minigrad import distributed as dist
 from minigrad.data import BERT_SPECIALS, MASK, MASK_ID, DataError, SentencePairs, encode_text, pack_pairs
 from minigrad.nn import functional as F
-from models.bert import BERT, BERTConfig, fill_mask
+from models.bert import BERT, BERTConfig, bert_loss, fill_mask
 from models.objectives.text_objective import TextObjective
 from models.sharing import shared_out
 
@@ -42,7 +42,7 @@ class MaskedLM(TextObjective):
 
     def _prepare(self, parts):
         c = self.config
-        self.pairs = {split: SentencePairs(part, self.tok) for split, part in parts.items()}
+        self.pairs = {split: SentencePairs(part, self.tok, unit=c.segment) for split, part in parts.items()}
         for split, pairs in self.pairs.items():
             if pairs.num_anchors < 1:
                 raise DataError(f"the {split} text has no two consecutive non-empty lines to make a sentence "
@@ -76,9 +76,9 @@ class MaskedLM(TextObjective):
     def loss(self, model, batch, counts):
         """MLM sum over ``counts["masked"]`` + NSP sum over ``counts["pairs"]``."""
         mlm_logits, nsp_logits, labels, nsp_labels = self._forward(model, batch)
-        mlm = F.cross_entropy(mlm_logits, labels, reduction="sum") / max(counts["masked"], 1)
-        nsp = F.cross_entropy(nsp_logits, nsp_labels, reduction="sum") / counts["pairs"]
-        return mlm + nsp
+        total, _, _ = bert_loss(mlm_logits, labels, nsp_logits, nsp_labels, mlm_count=max(counts["masked"], 1),
+                                nsp_count=counts["pairs"])
+        return total
 
     def _forward(self, model, batch):
         """(mlm_logits (N, V) at the chosen positions, nsp_logits (B, 2), their labels)."""

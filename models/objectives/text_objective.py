@@ -10,11 +10,12 @@ import hashlib
 import minigrad as mg
 from minigrad.data import builtin_corpus, build_tokenizer, load_text, split_text, tokenizer_from_dict
 from models.config import tokenizer_options
+from models.objectives.objective import Objective
 
 __all__ = ["TextObjective"]
 
 
-class TextObjective:
+class TextObjective(Objective):
     """Base of ``LanguageModel`` and ``MaskedLM``; a subclass sets ``SPECIALS`` (None: the
     tokenizer's own) and reads its splits in ``_prepare(parts)``."""
 

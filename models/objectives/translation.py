@@ -29,6 +29,7 @@ from minigrad.nn import functional as F
 from models.config import tokenizer_options
 from models.decoding import beam_search, greedy_decode
 from models.evaluation import decode_limit, evaluate, to_device
+from models.objectives.objective import Objective
 from models.seq2seq import RNNSeq2Seq
 from models.transformer import TransformerSeq2Seq
 
@@ -39,7 +40,7 @@ __all__ = ["Translation"]
 BYTES_PER_PAIR = 1024
 
 
-class Translation:
+class Translation(Objective):
     name = "translation"
     #: curves.png's right panel: (history key, label) pairs, and whether they lie in [0, 1]
     CURVES = ((("valid_token_accuracy", "token accuracy"), ("valid_exact_match", "exact match")), True)
@@ -240,8 +241,9 @@ class Translation:
 
     # -- using a saved run -------------------------------------------------------
     def use(self, model, lines, options):
-        """``--translate``: each line translated, in batches of --batch-size."""
-        return self.translate(model, lines, options.beam_size, options.length_penalty)
+        """``--translate``: each line translated, in batches of --batch-size, with the
+        run's --beam-size and --length-penalty (or the ones typed with --translate)."""
+        return self.translate(model, lines, self.config.beam_size, self.config.length_penalty)
 
     def translate(self, model, texts, beam_size=1, alpha=0.6):
         c = self.config
