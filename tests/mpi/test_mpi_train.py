@@ -131,3 +131,29 @@ def test_progress_lines_of_a_two_rank_run_come_from_rank_0_alone(tmp_path):
     assert code == 0, output
     assert [line.split(":")[0] for line in output.splitlines() if line.startswith("step ")] == \
         ["step 2/8", "step 4/8", "step 6/8", "step 8/8"]
+
+
+LM_LINES = ["the cat sat on the mat", "the dog sat on the log", "a bird sang in the tree",
+            "the fish swam in the pond", "a cow ate the green grass", "the sun rose over the hill"] * 12
+GPT = ["--model", "gpt", "--layers", "1", "--heads", "2", "--d-model", "16", "--block-size", "16",
+       "--batch-size", "6", "--max-steps", "6", "--eval-every", "3"]
+BERT = ["--model", "bert", "--layers", "1", "--heads", "2", "--d-model", "16", "--ff", "32", "--block-size", "24",
+        "--batch-size", "6", "--max-steps", "6", "--eval-every", "3", "--valid-share", "0.1", "--test-share", "0.1"]
+
+
+@pytest.mark.parametrize("flags", [GPT, BERT], ids=["gpt", "bert"])
+def test_two_ranks_train_gpt_and_bert_to_the_weights_of_one_process(tmp_path, flags):
+    """The language models' objectives under mpiexec: each rank's rows of the windows (GPT)
+    or sentence pairs (BERT), its loss over the whole batch's token, masked-position and
+    pair counts; SGD, so a gradient off by a factor would show."""
+    text = tmp_path / "tiny.txt"
+    text.write_text("\n".join(LM_LINES) + "\n", encoding="utf-8")
+    flags = flags + ["--text", str(text), "--optimizer", "sgd", "--lr", "0.3", "--warmup", "1", "--dropout", "0",
+                     "--no-progress", "--no-plots"]
+    code, output = train_on(flags + ["--out", str(tmp_path / "two")])
+    assert code == 0, output
+    train_alone(flags + ["--out", str(tmp_path / "one")])
+    two, one = weights(tmp_path / "two"), weights(tmp_path / "one")
+    assert two.keys() == one.keys()
+    for name in one:
+        np.testing.assert_allclose(two[name], one[name], rtol=2e-4, atol=2e-5, err_msg=name)
