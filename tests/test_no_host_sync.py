@@ -206,17 +206,17 @@ MODEL_KINDS = {
 }
 
 
-def strict_run(kind, precision):
-    """(objective, model, optimizer, schedule, scaler, config) as train.py builds them, on strict."""
+def strict_run(kind, precision, backend="strict"):
+    """(objective, model, optimizer, schedule, scaler, config) as train.py builds them, on ``backend``."""
     import dataclasses
 
     import train
     from models.objectives import make_objective
     seq2seq = [] if kind in ("gpt", "bert") else SEQ2SEQ_SMALL
     args, _ = train.parse_args(SMALL + seq2seq + MODEL_KINDS[kind] + ["--precision", precision])
-    config = dataclasses.replace(train.new_config(args), backend="strict")
+    config = dataclasses.replace(train.new_config(args), backend=backend)
     mg.manual_seed(0)
-    with mg.use_backend("strict"):
+    with mg.use_backend(backend):
         objective = make_objective(config)
         model = objective.build_model()
     opt, schedule = train.make_optimizer(config, model, steps_total=10)
@@ -275,23 +275,14 @@ def test_generation_reads_the_device_once_per_token_only_to_stop():
 def test_on_a_gpu_a_training_step_does_not_synchronize(kind, precision):
     """The real thing: train.py's step on CuPy under cupyx.allow_synchronize(False), which
     raises on an implicit synchronization (where this CuPy still has it)."""
-    import dataclasses
     import warnings
 
     import cupyx
     import train
-    from models.objectives import make_objective
     if not hasattr(cupyx, "allow_synchronize"):
         pytest.skip("this CuPy has no cupyx.allow_synchronize")
-    seq2seq = [] if kind in ("gpt", "bert") else SEQ2SEQ_SMALL
-    args, _ = train.parse_args(SMALL + seq2seq + MODEL_KINDS[kind] + ["--precision", precision])
-    config = dataclasses.replace(train.new_config(args), backend="cupy")
-    mg.manual_seed(0)
-    with mg.use_backend("cupy"):
-        objective = make_objective(config)
-        model = objective.build_model()
-    opt, _ = train.make_optimizer(config, model, steps_total=10)
-    scaler, checks = train.GradScaler(enabled=precision == "float16"), DeferredChecks()
+    objective, model, opt, _, scaler, _ = strict_run(kind, precision, backend="cupy")
+    checks = DeferredChecks()
     step = train.TrainingStep(objective, model, opt, scaler, 1.0, checks)
     model.train()
     for number in range(2):
