@@ -447,8 +447,10 @@ def train(args, typed, run):
     on_main(lambda: check_memory(config))        # what the data needs, against rank 0's free memory
     objective = make_objective(config, tokenizers)
     if fingerprint is not None and objective.fingerprint() != fingerprint:
-        raise DataError(f"the data of {out} has changed since the run began (its SHA-256 differs): --resume "
-                        "continues a run on the data it started with; start a new run for the new data")
+        builtin = (" (the built-in corpus is this Python's own documentation: resume under the Python the run "
+                   "began with)" if config.model not in SEQ2SEQ_KINDS and config.text is None else "")
+        raise DataError(f"the data of {out} has changed since the run began (its SHA-256 differs){builtin}: "
+                        "--resume continues a run on the data it started with; start a new run for the new data")
     mg.manual_seed(config.seed)
     model = objective.build_model()
     total = objective.total_steps()
