@@ -178,3 +178,25 @@ def test_attention_keeps_no_array_of_the_scores_size_for_backward(need_weights):
     assert max(sizes) < B * h * T * T, sizes            # q, k, v: B h T d_k each; c, z: B h T
     assert (weights is None) == (not need_weights)
     assert len(core.output_meta) == (2 if need_weights else 1)
+
+
+def _backward_peak_in_arrays(y, gy, like):
+    """tracemalloc's peak over y.backward(gy), in arrays of ``like``'s size."""
+    gc.collect()
+    tracemalloc.start()
+    try:
+        y.backward(gy)
+        return tracemalloc.get_traced_memory()[1] / like.nbytes
+    finally:
+        tracemalloc.stop()
+
+
+@pytest.mark.parametrize("approximate", ["none", "tanh"])
+def test_gelu_backward_makes_two_arrays_of_the_input_size_at_most(approximate):
+    """GELU's backward builds dy/dx in place: the result and one more array of x's size
+    (erf's blocks aside), where an expression of temporaries held three or four at once."""
+    n = 1 << 20
+    x = mg.Tensor(np.linspace(-4.0, 4.0, n, dtype=np.float32), requires_grad=True)
+    y = mg.gelu(x, approximate=approximate)
+    peak = _backward_peak_in_arrays(y, np.ones(n, np.float32), x.data)
+    assert peak < 2.5, f"{peak:.2f} arrays of x's size"
