@@ -165,7 +165,7 @@ def _the_call(y, name):
 @pytest.mark.parametrize("need_weights", [False, True])
 def test_attention_keeps_no_array_of_the_scores_size_for_backward(need_weights):
     """The fused attention core rebuilds P (B, h, T, S) in backward (ops/nn_attention.py):
-    it saves q, k, v and two numbers per query; without need_weights P is not even an
+    it saves q, k and v; without need_weights P is not even an
     output, so the whole (B, h, T, S) array is freed when forward returns."""
     B, T, E, h = 2, 6, 8, 2                             # d_k = 4 < T: q is smaller than P
     mha = mg.nn.MultiheadAttention(E, h).double()
@@ -175,7 +175,7 @@ def test_attention_keeps_no_array_of_the_scores_size_for_backward(need_weights):
                        average_attn_weights=False)
     core = _the_call(out, "AttentionCore")
     sizes = [a.size for a in core.saved if a is not None]
-    assert max(sizes) < B * h * T * T, sizes            # q, k, v: B h T d_k each; c, z: B h T
+    assert max(sizes) < B * h * T * T, sizes            # q, k, v: B h T d_k each
     assert (weights is None) == (not need_weights)
     assert len(core.output_meta) == (2 if need_weights else 1)
 

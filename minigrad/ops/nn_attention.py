@@ -6,31 +6,32 @@ training with dropout on the weights (probability p_drop), a fixed keep-mask m (
 probability 1 - p_drop):
 
     A  = q k^T * scale + M        (..., T, S)   M: -inf where not allowed, or added floats
-    P  = exp(A - c) / z           (..., T, S)   softmax(A): c = max_s A_s (0 where every key is
-                                                masked), z = sum_s exp(A_s - c) (1 there: P = 0)
+    P  = softmax(A)               (..., T, S)   a row with every key masked: all zeros
     P' = P (.) m / (1 - p_drop)   (..., T, S)   dropout; P' = P without it
     O  = P' v                     (..., T, d_v)
 
 Backward, with gO = dL/dO and gP' = dL/dP' (when the weights P' are an output and used):
 
-    P    = exp(A - c) / z                       rebuilt from q, k, c and z (see below)
+    P    = softmax(A)                           rebuilt from q and k (see below)
     gv   = P'^T gO
     gP'  = gO v^T (+ gP' from the weights' own use)
     gP   = gP' (.) m / (1 - p_drop)
     gA   = P (.) (gP - sum_s gP (.) P)          the softmax's Jacobian, from its output
     gq   = gA k * scale;    gk = gA^T q * scale
 
-What is kept for backward, and why not P: q, k, v, the boolean keep-mask, and c and z,
-two numbers per query (..., T, 1). P is (..., T, S), per head a (T, S) array: the
-largest an attention layer makes (BERT's benchmark step, B 32, h 4, T 128: 8.4 MB a
-layer, two thirds of q, k and v together). Kept for every layer until backward, it was
-the one array the step's saved activations held beyond PyTorch's. Backward rebuilds it
-from q and k with forward's own lines (one product and three passes), so bit for bit
-the P that forward used. FlashAttention (Dao et al., 2022, arXiv:2205.14135) and
-PyTorch's fused attention rebuild it too, from one number per query, log z + c (but
-exp(A - log z - c) rounds differently from forward's exp(A - c) / z). Composed from
-ops, the same core builds a graph of seven (k's transpose, matmul, scale, mask,
-softmax, dropout, matmul) whose backward keeps each intermediate, P among them.
+What is kept for backward, and why not P: q, k, v and the boolean keep-mask. P is
+(..., T, S), per head a (T, S) array: the largest an attention layer makes (BERT's
+benchmark step, B 32, h 4, T 128: 8.4 MB a layer, two thirds of q, k and v together).
+Kept for every layer until backward, it was the one array the step's saved activations
+held beyond PyTorch's. Backward rebuilds it from q and k with forward's own lines (one
+product, the row max, exp, the row sum), so bit for bit the P that forward used.
+FlashAttention (Dao et al., 2022, arXiv:2205.14135) and PyTorch's fused attention
+rebuild it too, from one number kept per query (L, the log of the row's sum of
+exponentials), which spares them the row max and sum; here backward redoes those two
+reductions, small next to the product, and gets forward's P exactly (exp(A - L) rounds
+differently). Composed from ops, the same core builds a graph of
+seven (k's transpose, matmul, scale, mask, softmax, dropout, matmul) whose backward keeps
+each intermediate, P among them.
 
 ``need_weights=False`` (what a layer in training asks for): O is the only output, so
 P' is freed when forward returns, and the walk back makes no zero gradient of P's size
@@ -68,27 +69,16 @@ class AttentionCore(Function):
         self.need_weights = need_weights
 
     def forward(self, q, k, v):
-        xp = get_array_module(q)
-        # P = softmax(A) = exp(A - c) / z, built in place in A's array
-        p = self._scores(q, k)                                             # A, (..., T, S)
-        c = stable_shift(p, -1)                                            # (..., T, 1), 0 where all masked
-        p -= c
-        xp.exp(p, out=p)
-        z = p.sum(axis=-1, keepdims=True)                                  # (..., T, 1)
-        z = xp.where(z == 0, 1, z)                                         # a masked row: P = 0
-        p /= z                                                             # P, (..., T, S)
-        self.save_for_backward(q, k, v, c, z)                              # not P (module docstring)
+        p = self._probabilities(q, k)                                      # P, (..., T, S)
+        self.save_for_backward(q, k, v)                                    # not P (module docstring)
         weights = self._dropped(p)                                         # P', (..., T, S)
         o = self._weighted_sum(weights.astype(v.dtype, copy=False), v)     # (..., T, d_v)
         return (o, weights) if self.need_weights else o
 
     def backward(self, go, g_weights=None):
-        q, k, v, c, z = self.saved
+        q, k, v = self.saved
         xp = get_array_module(go)
-        p = self._scores(q, k)                                             # A, (..., T, S)
-        p -= c
-        xp.exp(p, out=p)
-        p /= z                                                             # P, as forward made it
+        p = self._probabilities(q, k)                                      # P, as forward made it
         p_v = self._dropped(p).astype(v.dtype, copy=False)                 # P' as the product read it
         # O = P' v
         gv = matmul_arrays(xp.swapaxes(p_v, -1, -2), go)                   # (..., S, d_v)
@@ -113,18 +103,24 @@ class AttentionCore(Function):
         gk = matmul_arrays(xp.swapaxes(ga, -1, -2), q)                     # (..., S, d)
         return gq, gk, gv
 
-    def _scores(self, q, k):
-        """A = q k^T * scale + M, (..., T, S), in one new array (float32 for float16 q, k)."""
+    def _probabilities(self, q, k):
+        """P = softmax(A) = exp(A - c) / z, A = q k^T * scale + M, built in place in one
+        new (..., T, S) array (float32 for float16 q, k)."""
         xp = get_array_module(q)
-        a = matmul_arrays(q, xp.swapaxes(k, -1, -2))                       # (..., T, S)
-        if a.dtype == "float16":                                           # the softmax in float32
-            a = a.astype("float32")
-        a *= self.scale
+        p = matmul_arrays(q, xp.swapaxes(k, -1, -2))                       # (..., T, S)
+        if p.dtype == "float16":                                           # the softmax in float32
+            p = p.astype("float32")
+        p *= self.scale
         if self.float_mask is not None:
-            a += self.float_mask
+            p += self.float_mask
         if self.bool_mask is not None:
-            xp.copyto(a, float("-inf"), where=self.bool_mask)              # in place, the mask broadcast
-        return a
+            xp.copyto(p, float("-inf"), where=self.bool_mask)              # in place, the mask broadcast
+        c = stable_shift(p, -1)                                            # (..., T, 1), 0 where all masked
+        p -= c
+        xp.exp(p, out=p)
+        z = p.sum(axis=-1, keepdims=True)                                  # (..., T, 1)
+        p /= xp.where(z == 0, 1, z)                                        # a masked row: P = 0
+        return p                                                           # (..., T, S)
 
     def _weighted_sum(self, p_v, v):
         """O = P' v, (..., T, d_v)."""
