@@ -29,9 +29,9 @@ FlashAttention (Dao et al., 2022, arXiv:2205.14135) and PyTorch's fused attentio
 rebuild it too, from one number kept per query (L, the log of the row's sum of
 exponentials), which spares them the row max and sum; here backward redoes those two
 reductions, small next to the product, and gets forward's P exactly (exp(A - L) rounds
-differently). Composed from ops, the same core builds a graph of
-seven (k's transpose, matmul, scale, mask, softmax, dropout, matmul) whose backward keeps
-each intermediate, P among them.
+differently). Composed from ops, the same core builds a graph of seven (k's transpose,
+matmul, scale, mask, softmax, dropout, matmul) whose backward keeps each intermediate,
+P among them.
 
 ``need_weights=False`` (what a layer in training asks for): O is the only output, so
 P' is freed when forward returns, and the walk back makes no zero gradient of P's size
@@ -104,8 +104,9 @@ class AttentionCore(Function):
         return gq, gk, gv
 
     def _probabilities(self, q, k):
-        """P = softmax(A) = exp(A - c) / z, A = q k^T * scale + M, built in place in one
-        new (..., T, S) array (float32 for float16 q, k)."""
+        """P = softmax(A) = exp(A - c) / z (c the row's max, z the row's sum of exp(A - c)),
+        A = q k^T * scale + M, built in place in one new (..., T, S) array (float32 for
+        float16 q, k): forward's lines, which backward reruns."""
         xp = get_array_module(q)
         p = matmul_arrays(q, xp.swapaxes(k, -1, -2))                       # (..., T, S)
         if p.dtype == "float16":                                           # the softmax in float32
