@@ -318,7 +318,7 @@ class _StrictUfunc:
 # Add a name only after checking CuPy's reference for it.
 CUPY_NAMES = frozenset("""
     abs absolute add all any arange argmax argmin asarray broadcast_to clip
-    concatenate copy cos divide empty empty_like equal exp expand_dims float16
+    concatenate copy copyto cos divide empty empty_like equal exp expand_dims float16
     float32 float64 full full_like greater greater_equal int32 int64 isfinite isinf
     isnan less less_equal log log1p logical_and logical_not logical_or matmul maximum
     mean minimum moveaxis multiply negative not_equal ones ones_like pad power

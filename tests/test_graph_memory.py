@@ -139,3 +139,77 @@ def test_a_call_whose_outputs_received_no_gradient_passes_none_on_as_pytorch():
     w = mg.Tensor(np.ones(2), requires_grad=True)
     (_NoGradient()(mg.exp(w)).sum() + w.sum()).backward()
     np.testing.assert_array_equal(w.grad, [1.0, 1.0])
+
+
+# -- what the ops keep for backward ---------------------------------------------------------
+
+def _calls(y):
+    """Every Function call of the graph that made y."""
+    calls, stack = [], [y.creator]
+    while stack:
+        fn = stack.pop()
+        if fn is None or fn in calls:
+            continue
+        calls.append(fn)
+        stack.extend(edge.creator for edge in fn.input_edges if hasattr(edge, "output_index"))
+    return calls
+
+
+def _the_call(y, name):
+    """The one call of type ``name`` in the graph of y."""
+    found = [fn for fn in _calls(y) if type(fn).__name__ == name]
+    assert len(found) == 1, f"{len(found)} calls of {name}"
+    return found[0]
+
+
+@pytest.mark.parametrize("need_weights", [False, True])
+def test_attention_keeps_no_array_of_the_scores_size_for_backward(need_weights):
+    """The fused attention core rebuilds P (B, h, T, S) in backward (ops/nn_attention.py):
+    it saves q, k and v; without need_weights P is not even an
+    output, so the whole (B, h, T, S) array is freed when forward returns."""
+    B, T, E, h = 2, 6, 8, 2                             # d_k = 4 < T: q is smaller than P
+    mha = mg.nn.MultiheadAttention(E, h).double()
+    x = mg.Tensor(np.random.default_rng(0).standard_normal((B, T, E)), requires_grad=True)
+    causal = mg.nn.Transformer.generate_square_subsequent_mask(T)
+    out, weights = mha(x, x, x, attn_mask=causal, need_weights=need_weights,
+                       average_attn_weights=False)
+    core = _the_call(out, "AttentionCore")
+    sizes = [a.size for a in core.saved if a is not None]
+    assert max(sizes) < B * h * T * T, sizes            # q, k, v: B h T d_k each
+    assert (weights is None) == (not need_weights)
+    assert len(core.output_meta) == (2 if need_weights else 1)
+
+
+def _peak_in_arrays(run, like):
+    """tracemalloc's peak over ``run()``, in arrays of ``like``'s size."""
+    gc.collect()
+    tracemalloc.start()
+    try:
+        run()
+        return tracemalloc.get_traced_memory()[1] / like.nbytes
+    finally:
+        tracemalloc.stop()
+
+
+@pytest.mark.parametrize("approximate", ["none", "tanh"])
+def test_gelu_backward_makes_one_array_of_the_input_size(approximate):
+    """GELU's backward writes dy/dx (.) gy block by block into its result: one new array
+    of x's size and a block's temporaries (PyTorch's kernel makes the one array), where
+    whole-array expressions held three or four at once."""
+    n = 1 << 20
+    x = mg.Tensor(np.linspace(-4.0, 4.0, n, dtype=np.float32), requires_grad=True)
+    y = mg.gelu(x, approximate=approximate)
+    gy = np.ones(n, np.float32)
+    peak = _peak_in_arrays(lambda: y.creator.backward(gy), x.data)
+    assert peak < 1.1, f"{peak:.2f} arrays of x's size"
+
+
+def test_layer_norm_backward_makes_two_arrays_of_the_input_size():
+    """LayerNorm's backward builds gx in place in g_x_hat's array, with one array to work
+    in (the products' temporaries held three at once)."""
+    x = mg.Tensor(np.random.default_rng(0).standard_normal((256, 1024)), requires_grad=True)
+    norm = mg.nn.LayerNorm(1024).double()
+    y = norm(x)
+    gy = np.random.default_rng(1).standard_normal(x.shape)
+    peak = _peak_in_arrays(lambda: y.creator.backward(gy), x.data)
+    assert peak < 2.1, f"{peak:.2f} arrays of x's size"

@@ -44,6 +44,17 @@ def test_fused_core_gradcheck_of_output_and_weights(mask, backend):
 
 @pytest.mark.parametrize("backend", BACKENDS)
 @pytest.mark.parametrize("mask", MASKS)
+def test_fused_core_gradcheck_of_the_output_alone(mask, backend):
+    """need_weights=False: O is the op's only output (no gradient of P' comes back)."""
+    q, k, v = qkv((2, 2), 3, 4, 2, backend)
+    masks = masks_for(mask, (2, 2), 3, 4, backend)
+    out, weights = attention_core(q, k, v, masks, need_weights=False)
+    assert weights is None and type(out.creator).__name__ == "AttentionCore"
+    check_grad(lambda q, k, v: attention_core(q, k, v, masks, need_weights=False)[0], [q, k, v])
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("mask", MASKS)
 @settings(deadline=None)
 @given(B=st.integers(1, 3), T=st.integers(1, 4), S=st.integers(1, 5), d=st.integers(1, 4),
        scale=st.sampled_from([0.1, 1.0, 10.0]), seed=st.integers(0, 2**16))

@@ -159,7 +159,8 @@ class MultiheadAttention(Module):
         if key_padding_mask is not None:
             masks.append((self._padding_mask(key_padding_mask, query, B, S), "key_padding_mask"))
         heads, weights = attention_core(q, k, v, masks, dropout_p=self.dropout,
-                                        training=self.training)     # (B, h, T, d_k), (B, h, T, S)
+                                        training=self.training,
+                                        need_weights=need_weights)  # (B, h, T, d_k), (B, h, T, S) or None
 
         # 6. Concatenate the heads and mix them: Concat(head_1..h) W^O = Concat(...) W_o^T + b_o.
         heads = heads.transpose(0, 2, 1, 3).reshape(B, T, E)        # (B, T, E)

@@ -77,13 +77,16 @@ def scaled_dot_product_attention(q, k, v, attn_mask=None, dropout_p=0.0, is_caus
         (..., T, d_v).
     """
     masks = [(_mask_or_causal(attn_mask, is_causal, q, k), "attn_mask")]
-    out, _ = attention_core(q, k, v, masks, scale, dropout_p, training)
+    out, _ = attention_core(q, k, v, masks, scale, dropout_p, training, need_weights=False)
     return out                                                       # (..., T, d_v)
 
 
-def attention_core(q, k, v, masks=(), scale=None, dropout_p=0.0, training=True):
+def attention_core(q, k, v, masks=(), scale=None, dropout_p=0.0, training=True,
+                   need_weights=True):
     """(O, P'): O = P' V with P' = dropout(P) and P = softmax(Q K^T * scale + M), M from
     ``masks``, a list of (mask or None, name). Shapes: O (..., T, d_v), P' (..., T, S).
+    ``need_weights=False`` gives (O, None): the fused op then keeps no (..., T, S) array
+    beyond its forward (minigrad/ops/nn_attention.py says why).
 
     Checks the inputs (``_core_inputs``, ``_checked_mask``); then the fused op
     (``AttentionCore``, minigrad/ops/nn_attention.py) does the work, or, where q, k, v
@@ -92,11 +95,15 @@ def attention_core(q, k, v, masks=(), scale=None, dropout_p=0.0, training=True):
     """
     q, k, v, scale = _core_inputs(q, k, v, scale, dropout_p)
     if not q.shape[:-2] == k.shape[:-2] == v.shape[:-2]:
-        return attention_core_composed(q, k, v, masks, scale, dropout_p, training)
+        out, weights = attention_core_composed(q, k, v, masks, scale, dropout_p, training)
+        return out, (weights if need_weights else None)
     scores_shape = q.shape[:-1] + (k.shape[-2],)                     # (..., T, S)
     bool_mask, float_mask = _mask_arrays(masks, scores_shape, q)
-    return attention_core_fused(q, k, v, scale, bool_mask, float_mask,
-                                dropout_p if training else 0.0)
+    dropout_p = dropout_p if training else 0.0
+    if not need_weights:
+        return attention_core_fused(q, k, v, scale, bool_mask, float_mask, dropout_p,
+                                    need_weights=False), None
+    return attention_core_fused(q, k, v, scale, bool_mask, float_mask, dropout_p)
 
 
 def attention_core_composed(q, k, v, masks=(), scale=None, dropout_p=0.0, training=True):

@@ -215,6 +215,12 @@ class ReLU(Function):
         return gy * (y > 0)
 
 
+def _product(a, b):
+    """a * b in a new array of a's shape: an array also for a 0-d a, where NumPy's a * b
+    is a scalar that ``out=`` cannot write into."""
+    return get_array_module(a).multiply(a, b, out=get_array_module(a).empty_like(a))
+
+
 class GELU(Function):
     """y = x Phi(x), Phi the standard normal CDF (Hendrycks & Gimpel, 2016).
 
@@ -236,55 +242,85 @@ class GELU(Function):
         # needs; backward recomputes tanh(u) or Phi(x) from it (one pass) rather than
         # keeping a second array of x's size beside it.
         self.save_for_backward(x)
+        # y built in place in the array of tanh(u) or Phi(x): one new array of x's size
         if self.approximate == "tanh":
-            y = self._tanh_u(x) + 1
+            y = self._tanh_u(x)                                   # t
+            y += 1
             y *= x
             y *= 0.5                                              # x (1 + t) / 2
             return y
-        return x * self._cdf(x)
+        y = self._cdf(x)                                          # Phi(x)
+        y *= x                                                    # x Phi(x)
+        return y
 
     def _tanh_u(self, x):
         """t = tanh(u), u = sqrt(2/pi) (x + 0.044715 x^3) = sqrt(2/pi) x (1 + 0.044715 x^2),
-        u built in place (x * x, not x ** 3: NumPy's power with a float exponent is
+        in one new array (x * x, not x ** 3: NumPy's power with a float exponent is
         ~150x slower)."""
-        u = x * x                                                 # x^2
+        u = _product(x, x)                                        # x^2
         u *= 0.044715 * self._SQRT_2_OVER_PI
         u += self._SQRT_2_OVER_PI
         u *= x                                                    # u
-        return get_array_module(x).tanh(u)
+        return get_array_module(x).tanh(u, out=u)                 # t
 
     def _cdf(self, x):
-        """Phi(x) = (1 + erf(x / sqrt 2)) / 2, built in place."""
+        """Phi(x) = (1 + erf(x / sqrt 2)) / 2, in erf's new array."""
         cdf = backend_of(x).erf(x * self._INV_SQRT_2)
         cdf += 1
         cdf *= 0.5
         return cdf
 
     def backward(self, gy):
+        # g = dy/dx (.) gy, written block by block into g: dy/dx needs temporaries, and a
+        # block's are a block's size, not arrays of x's size (PyTorch's kernel, one loop,
+        # makes none either); a block stays in cache, which makes it faster too. On a GPU,
+        # one block: a kernel launch per block would cost more than the memory saves.
         x, = self.saved
-        if self.approximate == "tanh":
-            t = self._tanh_u(x)
-            # du/dx = sqrt(2/pi) (1 + 3 * 0.044715 x^2)
-            du = x * x
-            du *= 3 * 0.044715 * self._SQRT_2_OVER_PI
-            du += self._SQRT_2_OVER_PI
-            # dy/dx = (1 + t)/2 + x/2 (1 - t^2) du/dx, built in one array
-            g = 1 - t * t                                         # 1 - t^2
-            g *= du
-            g *= x
-            g += t
-            g += 1
-            g *= 0.5
-            g *= gy
-            return g
         xp = get_array_module(x)
-        # dy/dx = Phi(x) + x phi(x), phi(x) = e^(-x^2/2) / sqrt(2 pi), built in one array
-        g = xp.exp(-0.5 * x * x)
-        g *= self._INV_SQRT_2PI                                   # phi(x)
-        g *= x
-        g += self._cdf(x)
-        g *= gy
+        g = xp.empty(x.shape, dtype=x.dtype)
+        x_flat, gy_flat, g_flat = x.reshape(-1), gy.reshape(-1), g.reshape(-1)   # (n,), views where contiguous
+        block = max(x_flat.size, 1) if backend_of(x).name == "cupy" else _GELU_BACKWARD_BLOCK
+        for start in range(0, x_flat.size, block):
+            part = slice(start, start + block)
+            xp.multiply(self._derivative(x_flat[part]), gy_flat[part], out=g_flat[part])
         return g
+
+    def _derivative(self, x):
+        """dy/dx for a 1-d x, built in place in two new arrays of x's size."""
+        xp = get_array_module(x)
+        if self.approximate == "tanh":
+            # dy/dx = (1 + t)/2 + x/2 (1 - t^2) du/dx = (1 + t)/2 (1 + x du/dx (1 - t)),
+            # du/dx = sqrt(2/pi) (1 + 3 * 0.044715 x^2)
+            t = self._tanh_u(x)                                   # t
+            d = x * x
+            d *= 3 * 0.044715 * self._SQRT_2_OVER_PI
+            d += self._SQRT_2_OVER_PI
+            d *= x                                                # x du/dx
+            t *= -1
+            t += 1                                                # 1 - t
+            d *= t
+            d += 1                                                # 1 + x du/dx (1 - t)
+            t *= -1
+            t += 2                                                # 1 + t = 2 - (1 - t)
+            d *= t
+            d *= 0.5
+            return d
+        # dy/dx = Phi(x) + x phi(x), phi(x) = e^(-x^2/2) / sqrt(2 pi); with s = x / sqrt 2,
+        # Phi(x) = (1 + erf(s)) / 2 and e^(-x^2/2) = e^(-s^2)
+        s = x * self._INV_SQRT_2                                  # s
+        d = backend_of(x).erf(s)
+        d += 1
+        d *= 0.5                                                  # Phi(x)
+        s *= s
+        s *= -1
+        xp.exp(s, out=s)                                          # e^(-x^2/2)
+        s *= self._INV_SQRT_2PI
+        s *= x                                                    # x phi(x)
+        d += s
+        return d
+
+
+_GELU_BACKWARD_BLOCK = 1 << 14    # elements per block of GELU's backward on the host (64 KB of float32)
 
 
 # --------------------------------------------------------------------------- #

@@ -10,17 +10,32 @@ probability 1 - p_drop):
     P' = P (.) m / (1 - p_drop)   (..., T, S)   dropout; P' = P without it
     O  = P' v                     (..., T, d_v)
 
-Backward, with gO = dL/dO and gP' = dL/dP' (nonzero when the weights P' are used too):
+Backward, with gO = dL/dO and gP' = dL/dP' (when the weights P' are an output and used):
 
+    P    = softmax(A)                           rebuilt from q and k (see below)
     gv   = P'^T gO
-    gP' += gO v^T
+    gP'  = gO v^T (+ gP' from the weights' own use)
     gP   = gP' (.) m / (1 - p_drop)
     gA   = P (.) (gP - sum_s gP (.) P)          the softmax's Jacobian, from its output
     gq   = gA k * scale;    gk = gA^T q * scale
 
-Composed from ops, the same core builds a graph of seven (k's transpose, matmul,
-scale, mask, softmax, dropout, matmul) whose backward keeps each intermediate; here
-only q, k, v, P and the keep-mask are kept (P' is recomputed in backward).
+What is kept for backward, and why not P: q, k, v and the boolean keep-mask. P is
+(..., T, S), per head a (T, S) array: the largest an attention layer makes (BERT's
+benchmark step, B 32, h 4, T 128: 8.4 MB a layer, two thirds of q, k and v together).
+Kept for every layer until backward, it was the one array the step's saved activations
+held beyond PyTorch's. Backward rebuilds it from q and k with forward's own lines (one
+product, the row max, exp, the row sum), so bit for bit the P that forward used.
+FlashAttention (Dao et al., 2022, arXiv:2205.14135) and PyTorch's fused attention
+rebuild it too, from one number kept per query (L, the log of the row's sum of
+exponentials), which spares them the row max and sum; here backward redoes those two
+reductions, small next to the product, and gets forward's P exactly (exp(A - L) rounds
+differently). Composed from ops, the same core builds a graph of seven (k's transpose,
+matmul, scale, mask, softmax, dropout, matmul) whose backward keeps each intermediate,
+P among them.
+
+``need_weights=False`` (what a layer in training asks for): O is the only output, so
+P' is freed when forward returns, and the walk back makes no zero gradient of P's size
+for an output nobody used.
 
 Its oracle, the readable reference, is ``attention_core_composed`` in
 minigrad/nn/scaled_dot_product.py: the same core from primitive ops; the keep-mask is
@@ -44,15 +59,55 @@ __all__ = ["attention_core_fused"]
 
 
 class AttentionCore(Function):
-    """(q, k, v) -> (O, P'); the scale, the masks and the keep-mask are constants of the call."""
+    """(q, k, v) -> (O, P'), or O alone when ``need_weights`` is False; the scale, the
+    masks and the keep-mask are constants of the call."""
 
-    def __init__(self, scale, bool_mask=None, float_mask=None, keep=None, keep_scale=1.0):
+    def __init__(self, scale, bool_mask=None, float_mask=None, keep=None, keep_scale=1.0,
+                 need_weights=True):
         self.scale, self.bool_mask, self.float_mask = scale, bool_mask, float_mask
         self.keep, self.keep_scale = keep, keep_scale
+        self.need_weights = need_weights
 
     def forward(self, q, k, v):
+        p = self._probabilities(q, k)                                      # P, (..., T, S)
+        self.save_for_backward(q, k, v)                                    # not P (module docstring)
+        weights = self._dropped(p)                                         # P', (..., T, S)
+        o = self._weighted_sum(weights.astype(v.dtype, copy=False), v)     # (..., T, d_v)
+        return (o, weights) if self.need_weights else o
+
+    def backward(self, go, g_weights=None):
+        q, k, v = self.saved
+        xp = get_array_module(go)
+        p = self._probabilities(q, k)                                      # P, as forward made it
+        p_v = self._dropped(p).astype(v.dtype, copy=False)                 # P' as the product read it
+        # O = P' v
+        gv = matmul_arrays(xp.swapaxes(p_v, -1, -2), go)                   # (..., S, d_v)
+        del p_v
+        gp = matmul_arrays(go, xp.swapaxes(v, -1, -2)).astype(p.dtype, copy=False)   # (..., T, S)
+        if g_weights is not None:
+            gp += g_weights                                                # gP', in place
+        if self.keep is not None:
+            # P' = P (.) m / (1 - p_drop): gP = gP' (.) m / (1 - p_drop), in place
+            gp *= self.keep
+            gp *= self.keep_scale
+        # P = softmax(A): gA = P (.) gP - P (.) sum_s (P (.) gP)_s, in place in gP's and
+        # P's arrays (P is backward's own: no third (..., T, S) array)
+        ga = gp
+        ga *= p                                                            # P (.) gP
+        p *= ga.sum(axis=-1, keepdims=True)                                # P (.) sum_s (P (.) gP)_s
+        ga -= p
+        del p
+        ga *= self.scale                                                   # A = q k^T * scale + M
+        ga = ga.astype(q.dtype, copy=False)                                # the products' precision
+        gq = matmul_arrays(ga, k)                                          # (..., T, d)
+        gk = matmul_arrays(xp.swapaxes(ga, -1, -2), q)                     # (..., S, d)
+        return gq, gk, gv
+
+    def _probabilities(self, q, k):
+        """P = softmax(A) = exp(A - c) / z (c the row's max, z the row's sum of exp(A - c)),
+        A = q k^T * scale + M, built in place in one new (..., T, S) array (float32 for
+        float16 q, k): forward's lines, which backward reruns."""
         xp = get_array_module(q)
-        # A, then P, built in place in one (..., T, S) array (a new one only for the boolean mask)
         p = matmul_arrays(q, xp.swapaxes(k, -1, -2))                       # (..., T, S)
         if p.dtype == "float16":                                           # the softmax in float32
             p = p.astype("float32")
@@ -60,45 +115,26 @@ class AttentionCore(Function):
         if self.float_mask is not None:
             p += self.float_mask
         if self.bool_mask is not None:
-            p = xp.where(self.bool_mask, float("-inf"), p)
-        p -= stable_shift(p, -1)                                           # a masked row: shift 0
+            xp.copyto(p, float("-inf"), where=self.bool_mask)              # in place, the mask broadcast
+        c = stable_shift(p, -1)                                            # (..., T, 1), 0 where all masked
+        p -= c
         xp.exp(p, out=p)
-        total = p.sum(axis=-1, keepdims=True)
-        p /= xp.where(total == 0, 1, total)                                # (..., T, S)
-        self.save_for_backward(q, k, v, p)
-        weights = self._dropped(p)                                         # P', (..., T, S)
-        p_v = weights.astype(v.dtype, copy=False)                          # P' as the product reads it
-        if p.ndim != 4 or v.dtype == "float16":
-            return matmul_arrays(p_v, v), weights                          # (..., T, d_v), (..., T, S)
+        z = p.sum(axis=-1, keepdims=True)                                  # (..., T, 1)
+        p /= xp.where(z == 0, 1, z)                                        # a masked row: P = 0
+        return p                                                           # (..., T, S)
+
+    def _weighted_sum(self, p_v, v):
+        """O = P' v, (..., T, d_v)."""
+        xp = get_array_module(v)
+        if p_v.ndim != 4 or v.dtype == "float16":
+            return matmul_arrays(p_v, v)                                   # (..., T, d_v)
         # O of heads (B, h, T, d_v) written into (B, T, h, d_v) memory, returned as its
         # transposed view: joining the heads (transpose(0, 2, 1, 3).reshape(B, T, h d_v),
         # nn/multihead_attention.py) is then a view, not a copy of O
-        B, h, T, _ = p.shape
+        B, h, T, _ = p_v.shape
         o = xp.empty((B, T, h, v.shape[-1]), dtype=v.dtype).transpose(0, 2, 1, 3)
         xp.matmul(p_v, v, out=o)
-        return o, weights                                                  # (B, h, T, d_v), (B, h, T, S)
-
-    def backward(self, go, g_weights):
-        q, k, v, p = self.saved
-        xp = get_array_module(go)
-        p_v = self._dropped(p).astype(v.dtype, copy=False)                 # P' as the product read it
-        # O = P' v
-        gv = matmul_arrays(xp.swapaxes(p_v, -1, -2), go)                   # (..., S, d_v)
-        gp = matmul_arrays(go, xp.swapaxes(v, -1, -2)).astype(p.dtype, copy=False)   # (..., T, S)
-        gp += g_weights                                                    # gP', in place
-        if self.keep is not None:
-            # P' = P (.) m / (1 - p_drop): gP = gP' (.) m / (1 - p_drop), in place
-            gp *= self.keep
-            gp *= self.keep_scale
-        # P = softmax(A): gA_j = P_j (gP_j - sum_i gP_i P_i), in place in gP's array
-        ga = gp
-        ga -= (ga * p).sum(axis=-1, keepdims=True)
-        ga *= p
-        ga *= self.scale                                                   # A = q k^T * scale + M
-        ga = ga.astype(q.dtype, copy=False)                                # the products' precision
-        gq = matmul_arrays(ga, k)                                          # (..., T, d)
-        gk = matmul_arrays(xp.swapaxes(ga, -1, -2), q)                     # (..., S, d)
-        return gq, gk, gv
+        return o                                                           # (B, h, T, d_v)
 
     def _dropped(self, p):
         """P' = P (.) m / (1 - p_drop), as ``dropout`` computes it; P itself without dropout."""
@@ -107,16 +143,19 @@ class AttentionCore(Function):
         return p * self.keep * self.keep_scale
 
 
-def attention_core_fused(q, k, v, scale, bool_mask=None, float_mask=None, dropout_p=0.0):
-    """(O, P') of the module docstring for q, k, v of one leading (batch, head) shape;
-    the masks are backend arrays broadcastable to (..., T, S), or None. ``dropout_p``
-    > 0 draws the keep-mask m (..., T, S) from the backend's rng (``dropout_mask``).
-    ``attention_core`` (minigrad/nn/scaled_dot_product.py) checks the inputs and calls
-    this; its oracle is ``attention_core_composed`` in the same file."""
+def attention_core_fused(q, k, v, scale, bool_mask=None, float_mask=None, dropout_p=0.0,
+                         need_weights=True):
+    """(O, P') of the module docstring for q, k, v of one leading (batch, head) shape, or
+    O alone when ``need_weights`` is False; the masks are backend arrays broadcastable to
+    (..., T, S), or None. ``dropout_p`` > 0 draws the keep-mask m (..., T, S) from the
+    backend's rng (``dropout_mask``). ``attention_core`` (minigrad/nn/scaled_dot_product.py)
+    checks the inputs and calls this; its oracle is ``attention_core_composed`` in the
+    same file."""
     if q.shape[:-2] != k.shape[:-2] or k.shape[:-2] != v.shape[:-2]:
         raise ValueError(f"attention_core_fused: q, k and v need one leading shape, got "
                          f"{q.shape}, {k.shape}, {v.shape}")
     keep = None
     if dropout_p > 0.0:
         keep = dropout_mask(q, dropout_p, shape=q.shape[:-1] + k.shape[-2:-1])   # (..., T, S)
-    return AttentionCore(scale, bool_mask, float_mask, keep, keep_scale(dropout_p))(q, k, v)
+    return AttentionCore(scale, bool_mask, float_mask, keep, keep_scale(dropout_p),
+                         need_weights)(q, k, v)

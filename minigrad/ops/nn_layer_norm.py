@@ -51,8 +51,10 @@ the closed form ``LayerNorm.backward`` computes, with the means over the normali
 dimensions. It reads: the gradient is g_x_hat made orthogonal to the two directions
 that normalization removes, the constant vector (the mean) and x_hat itself (the
 scale), then divided by the std. It needs only x_hat and rstd from the forward, and
-makes one new array of x's size instead of the six steps' intermediates.
+makes one new array of x's size (and one to work in) instead of the six steps'
+intermediates.
 """
+from minigrad.backend import get_array_module
 from minigrad.function import Function
 from minigrad.ops._util import as_floats
 from minigrad.tensor import as_tensor
@@ -93,22 +95,25 @@ class LayerNorm(Function):
 
     def backward(self, gy):
         x_hat, rstd, weight = self.saved
+        xp = get_array_module(x_hat)
         axes = tuple(range(x_hat.ndim - self.k, x_hat.ndim))
         batch_axes = tuple(range(x_hat.ndim - self.k))
         grads = []
-        # step 1: d y / d x_hat = gamma
-        g_x_hat = gy * weight if weight is not None else gy           # (..., N)
+        # step 1: d y / d x_hat = gamma; gx is built in place in g_x_hat's array
+        gx = gy * weight if weight is not None else gy.copy()          # g_x_hat, (..., N)
         # gx = rstd (g_x_hat - mean(g_x_hat) - x_hat mean(g_x_hat x_hat)): steps 2-6 of
-        # the module docstring collected into one new array
-        mean_g_x_hat = g_x_hat.mean(axis=axes, keepdims=True)                     # (..., 1)
-        mean_g_x_hat_x_hat = (g_x_hat * x_hat).mean(axis=axes, keepdims=True)     # (..., 1)
-        gx = g_x_hat - mean_g_x_hat                                   # (..., N)
-        gx -= x_hat * mean_g_x_hat_x_hat
+        # the module docstring collected; one more array of x's size (``work``) at most
+        work = gx * x_hat                                             # (..., N)
+        mean_g_x_hat_x_hat = work.mean(axis=axes, keepdims=True)      # (..., 1)
+        mean_g_x_hat = gx.mean(axis=axes, keepdims=True)              # (..., 1)
+        xp.multiply(x_hat, mean_g_x_hat_x_hat, out=work)              # x_hat mean(g_x_hat x_hat)
+        gx -= mean_g_x_hat
+        gx -= work
         gx *= rstd
         grads.append(gx)
         if self.has_weight:
             # dy/dgamma = x_hat, summed over the examples
-            grads.append((gy * x_hat).sum(axis=batch_axes))
+            grads.append(xp.multiply(gy, x_hat, out=work).sum(axis=batch_axes))
         if self.has_bias:
             # dy/dbeta = 1, summed over the examples
             grads.append(gy.sum(axis=batch_axes))
