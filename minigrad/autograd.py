@@ -61,6 +61,9 @@ def backward(tensors, grad_tensors, retain_graph=False):
                 _zeros_for_unused(gys, fn.output_meta)
             gxs = fn.backward(*gys)
             _pass_on(fn, gxs if isinstance(gxs, tuple) else (gxs,), pending)
+            # Drop this call's gradients now: held until the next iteration rebinds the
+            # names, they would sit beside the next call's backward, its peak included.
+            del gys, gxs
         if not retain_graph:
             fn.release()
 
