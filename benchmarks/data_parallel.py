@@ -93,7 +93,7 @@ def allreduce_ms(parameters, repeats=20):
         raise RuntimeError(result.stderr[-2000:])
     for line in result.stdout.splitlines():
         cells = line.replace(",", "").split()       # parameters, MB, all_reduce_gradients, "ms", ...
-        if cells and cells[0].isdigit():
+        if len(cells) >= 4 and cells[0].isdigit() and cells[3] == "ms":
             return float(cells[2])
     raise RuntimeError(f"no figure in benchmarks/allreduce.py's output:\n{result.stdout}")
 
