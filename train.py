@@ -195,9 +195,8 @@ def parse_args(argv=None):
 def check_args(args, typed, error):
     """Every flag value a model or the loop would refuse, refused here with its name."""
     check_settings(args, error)
-    for name in ("max_new_tokens",):
-        if getattr(args, name) < 1:
-            error(f"--{name.replace('_', '-')} must be at least 1, got {getattr(args, name)}")
+    if args.max_new_tokens < 1:
+        error(f"--max-new-tokens must be at least 1, got {args.max_new_tokens}")
     if args.top_k < 0:
         error(f"--top-k must be at least 0, got {args.top_k}")
     if args.temperature < 0:
@@ -353,7 +352,6 @@ def resumed_config(run_dir, args, typed):
         raise ConfigError(f"--resume continues a run in its own directory ({run_dir}); it cannot go with "
                           f"--out {args.out}")
     applied, refused = [], []
-    length = {"epochs", "max_steps"}
     for f in config_fields():
         if f.name not in typed or f.name == "out":
             continue
@@ -370,9 +368,8 @@ def resumed_config(run_dir, args, typed):
                           "start one with a new --out")
     if applied:
         stretched = (" (a longer or shorter run: the learning-rate schedule's horizon moves, so the rate "
-                     "from here on differs from the run's plan)" if length & {f.name for f in config_fields()
-                                                                               if f.name in typed} and
-                     saved.schedule == "cosine" else "")
+                     "from here on differs from the run's plan)"
+                     if typed & {"epochs", "max_steps"} and saved.schedule == "cosine" else "")
         print("resume: applying " + ", ".join(applied) + stretched)
     return saved, tokenizers, fingerprint
 
@@ -553,9 +550,7 @@ class TrainingStep:
 def check_memory(config):
     """Refuse, before anything is generated, what the objective's data cannot fit in
     (run on rank 0: free memory is one machine's figure)."""
-    check = getattr(objective_class(config.model), "check_memory", None)
-    if check is not None:
-        check(config)
+    objective_class(config.model).check_memory(config)        # Objective's default: nothing to check
 
 
 def say(line):
