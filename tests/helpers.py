@@ -47,6 +47,15 @@ def interrupt_at_step(patch, train, step):
     patch.setattr(train, "step_seed", interrupting)
 
 
+def assert_same_weights_and_optimizer(a, b):
+    """Two ``load_checkpoint`` results hold the same weights and optimizer states, bit for bit."""
+    for name in a[0]:
+        np.testing.assert_array_equal(a[0][name], b[0][name], err_msg=name)
+    for index, entries in a[1]["state"].items():
+        for key, value in entries.items():
+            np.testing.assert_array_equal(value, b[1]["state"][index][key], err_msg=f"optimizer {index}.{key}")
+
+
 # -- hypothesis strategies ----------------------------------------------------
 
 def shapes(min_dims=0, max_dims=3, min_side=1, max_side=4):

@@ -22,6 +22,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import train  # noqa: E402
 from minigrad import amp  # noqa: E402
 from minigrad.ops.nn_linear import Linear  # noqa: E402
+from helpers import assert_same_weights_and_optimizer  # noqa: E402
 from models import checkpoint  # noqa: E402
 
 # The default task (dates) and model kind (Transformer), made small.
@@ -92,11 +93,7 @@ def test_a_float16_run_resumes_bit_for_bit(tmp_path, monkeypatch):
     train.main(["--resume", parts, "--no-progress", "--no-plots"])
     a = checkpoint.load_checkpoint(os.path.join(whole, "checkpoint.safetensors"))
     b = checkpoint.load_checkpoint(os.path.join(parts, "checkpoint.safetensors"))
-    for name in a[0]:
-        np.testing.assert_array_equal(a[0][name], b[0][name], err_msg=name)
-    for index, entries in a[1]["state"].items():
-        for key, value in entries.items():
-            np.testing.assert_array_equal(value, b[1]["state"][index][key], err_msg=f"{index}.{key}")
+    assert_same_weights_and_optimizer(a, b)
     assert a[2]["scaler"] == b[2]["scaler"] and a[2]["scaler"]["scale"] == 2.0 ** 14
     assert a[1]["state"][0]["step"] == 12 - 2                  # Adam counted the steps taken
     rows = lambda out: [(r["step"], r["train_loss"], r["loss_scale"]) for r in history(out)]  # noqa: E731

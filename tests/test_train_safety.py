@@ -18,7 +18,7 @@ import pytest
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import train  # noqa: E402
-from helpers import interrupt_at_step  # noqa: E402
+from helpers import assert_same_weights_and_optimizer, interrupt_at_step  # noqa: E402
 from models import checkpoint, plots  # noqa: E402
 from models.config import RunConfig, with_model_defaults  # noqa: E402
 from models.objectives import translation  # noqa: E402
@@ -73,11 +73,7 @@ def assert_same_run(a, b):
             np.testing.assert_array_equal(wa[k], wb[k], err_msg=k)
     ca = checkpoint.load_checkpoint(os.path.join(a, "checkpoint.safetensors"))
     cb = checkpoint.load_checkpoint(os.path.join(b, "checkpoint.safetensors"))
-    for k in ca[0]:
-        np.testing.assert_array_equal(ca[0][k], cb[0][k], err_msg=k)
-    for index, entries in ca[1]["state"].items():
-        for k, v in entries.items():
-            np.testing.assert_array_equal(v, cb[1]["state"][index][k], err_msg=f"optimizer {index}.{k}")
+    assert_same_weights_and_optimizer(ca, cb)
     assert without_timing(ca[2]) == without_timing(cb[2])
     assert history_rows(a) == history_rows(b)
     metrics_a = json.load(open(os.path.join(a, "metrics.json")))
