@@ -125,9 +125,12 @@ class autocast:
         if not (x.requires_grad and x.is_leaf):
             return AsType(dtype)(x)
         key = (id(x), dtype, _function.is_grad_enabled())
-        if key not in self._cache:
-            self._cache[key] = (x, AsType(dtype)(x))      # x kept: its id stays its own
-        return self._cache[key][1]
+        cached = self._cache.get(key)
+        # A new copy once a backward has walked the last one (accumulation in one block):
+        # that backward freed the cast's call, which a second walk could not go through.
+        if cached is None or (cached[1].creator is not None and cached[1].creator.freed):
+            self._cache[key] = cached = (x, AsType(dtype)(x))      # x kept: its id stays its own
+        return cached[1]
 
 
 class GradScaler:

@@ -314,3 +314,37 @@ def test_grad_scaler_refuses_bad_arguments(arguments, message):
 def test_autocast_refuses_a_dtype_it_cannot_run():
     with pytest.raises(ValueError, match="expected dtype float16"):
         autocast(dtype="float64")
+
+
+def test_two_backwards_in_one_autocast_block_accumulate_as_without_it():
+    """Gradient accumulation inside one ``with autocast():``: the second forward gets a
+    fresh float16 copy of the weights (the first's was freed by the first backward), and
+    the gradients add up as in float32 (to float16's precision)."""
+    mg.manual_seed(0)
+    layer = nn.Linear(4, 3)
+    xs = [mg.Tensor(np.random.default_rng(i).standard_normal((2, 4)).astype(np.float32)) for i in range(2)]
+    gys = [np.random.default_rng(10 + i).standard_normal((2, 3)).astype(np.float32) for i in range(2)]
+    with autocast():
+        for x, gy in zip(xs, gys):
+            mg.autograd.backward([layer(x)], [gy.astype(np.float16)])
+    mixed = layer.weight.grad.copy()
+    layer.zero_grad()
+    for x, gy in zip(xs, gys):
+        mg.autograd.backward([layer(x)], [gy])
+    np.testing.assert_allclose(mixed, layer.weight.grad, rtol=1e-2, atol=1e-2)
+
+
+def test_sgd_momentum_takes_a_skippable_step_after_plain_ones():
+    """A plain step makes the momentum buffer; a step with found_inf after it continues
+    from that buffer, as a plain step would."""
+    w, plain_w = (nn.Parameter(mg.Tensor(np.array([0.5, -1.5], np.float32))) for _ in range(2))
+    opt, plain_opt = optim.SGD([w], lr=0.1, momentum=0.9), optim.SGD([plain_w], lr=0.1, momentum=0.9)
+    for step in range(3):
+        for param in (w, plain_w):
+            param.grad = np.array([0.1, 0.3], np.float32) * (step + 1)
+        plain_opt.step()
+        if step == 0:
+            opt.step()
+        else:
+            opt.step(found_inf=np.array(False))
+        np.testing.assert_allclose(w.numpy(), plain_w.numpy(), rtol=1e-6, err_msg=f"step {step}")

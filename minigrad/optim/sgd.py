@@ -79,7 +79,8 @@ class SGD(Optimizer):
                     if "momentum_buffer" not in state:
                         state["momentum_buffer"] = xp.zeros_like(p.data)
                         state["started"] = xp.zeros((), dtype="float64")
-                    buf, started = state["momentum_buffer"], state["started"]
+                    buf = state["momentum_buffer"]
+                    started = state.setdefault("started", xp.ones((), dtype="float64"))   # a plain step's buffer
                     buf *= (1.0 - (1.0 - mu) * keep).astype(p.dtype)
                     buf += g * (keep * (1.0 - dampening * started)).astype(p.dtype)
                     state["started"] = xp.asarray(xp.maximum(started, keep))
