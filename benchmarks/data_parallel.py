@@ -58,7 +58,7 @@ def clean_env(threads):
 
 
 def run_job(flags, ranks, threads, workdir):
-    out = os.path.join(workdir, f"run-{len(os.listdir(workdir))}-{ranks}x{threads}")     # a new one per job
+    out = tempfile.mkdtemp(prefix=f"run-{ranks}x{threads}-", dir=workdir)       # a new one per job
     cmd = [sys.executable, os.path.join(ROOT, "train.py"), *flags, "--out", out, "--no-progress", "--no-plots"]
     if ranks > 1:
         cmd = [mpiexec(), "-n", str(ranks)] + cmd

@@ -100,9 +100,12 @@ def use_widest_kernels():
     if library is None:
         return "unchanged: no OpenBLAS with DYNAMIC_ARCH found in this process"
     before = _corename(library)
+    if before is None:                       # nothing to switch back to if the check failed
+        return "unchanged: OpenBLAS does not say which kernels it runs"
     if before in _AVX512_CORES:
         return f"unchanged: OpenBLAS already runs its {before} kernels"
-    missing = [flag for flag in _AVX512_FLAGS if flag not in _cpu_flags()]
+    flags = _cpu_flags()
+    missing = [flag for flag in _AVX512_FLAGS if flag not in flags]
     if missing:
         return f"unchanged: OpenBLAS runs its {before} kernels; the CPU lacks {', '.join(missing)}"
     _reload_kernels(library, _AVX512_CORE)

@@ -382,17 +382,17 @@ def bert_loss(mlm_logits, mlm_labels, nsp_logits, nsp_labels, mlm_count=None, ns
         raise ValueError(f"bert_loss: expected nsp_logits (B, 2) with nsp_labels (B,); got "
                          f"nsp_logits {nsp_logits.shape} and nsp_labels {nsp_labels.shape}")
     V = mlm_logits.shape[-1]
-    if mlm_count is None:
-        mlm_loss = F.cross_entropy(mlm_logits.reshape(-1, V), mlm_labels.reshape(-1),
-                                   ignore_index=IGNORE_INDEX)                  # () mean over chosen
-    else:
-        mlm_loss = F.cross_entropy(mlm_logits.reshape(-1, V), mlm_labels.reshape(-1), ignore_index=IGNORE_INDEX,
-                                   reduction="sum") / mlm_count                # () sum / the given count
-    if nsp_count is None:
-        nsp_loss = F.cross_entropy(nsp_logits, nsp_labels)                     # () mean over B
-    else:
-        nsp_loss = F.cross_entropy(nsp_logits, nsp_labels, reduction="sum") / nsp_count
+    mlm_loss = _mean_cross_entropy(mlm_logits.reshape(-1, V), mlm_labels.reshape(-1), mlm_count)  # () over chosen
+    nsp_loss = _mean_cross_entropy(nsp_logits, nsp_labels, nsp_count)                            # () over B
     return mlm_loss + nsp_loss, mlm_loss, nsp_loss
+
+
+def _mean_cross_entropy(logits, labels, count=None):
+    """The cross-entropy's mean over the labels that are not IGNORE_INDEX, or, with a
+    ``count``, its sum over ``count`` (bert_loss's docstring says why)."""
+    if count is None:
+        return F.cross_entropy(logits, labels, ignore_index=IGNORE_INDEX)
+    return F.cross_entropy(logits, labels, ignore_index=IGNORE_INDEX, reduction="sum") / count
 
 
 FilledMasks = namedtuple("FilledMasks", ["positions", "ids", "probs"])

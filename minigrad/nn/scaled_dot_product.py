@@ -100,10 +100,8 @@ def attention_core(q, k, v, masks=(), scale=None, dropout_p=0.0, training=True,
     scores_shape = q.shape[:-1] + (k.shape[-2],)                     # (..., T, S)
     bool_mask, float_mask = _mask_arrays(masks, scores_shape, q)
     dropout_p = dropout_p if training else 0.0
-    if not need_weights:
-        return attention_core_fused(q, k, v, scale, bool_mask, float_mask, dropout_p,
-                                    need_weights=False), None
-    return attention_core_fused(q, k, v, scale, bool_mask, float_mask, dropout_p)
+    outputs = attention_core_fused(q, k, v, scale, bool_mask, float_mask, dropout_p, need_weights=need_weights)
+    return outputs if need_weights else (outputs, None)         # without the weights: O alone
 
 
 def attention_core_composed(q, k, v, masks=(), scale=None, dropout_p=0.0, training=True):

@@ -279,7 +279,8 @@ class GELU(Function):
         xp = get_array_module(x)
         g = xp.empty(x.shape, dtype=x.dtype)
         x_flat, gy_flat, g_flat = x.reshape(-1), gy.reshape(-1), g.reshape(-1)   # (n,), views where contiguous
-        block = max(x_flat.size, 1) if backend_of(x).name == "cupy" else _GELU_BACKWARD_BLOCK
+        # a backend without a cache_block (the GPU's: minigrad/backend.py) takes the whole array
+        block = _GELU_BACKWARD_BLOCK if backend_of(x).cache_block else max(x_flat.size, 1)
         for start in range(0, x_flat.size, block):
             part = slice(start, start + block)
             xp.multiply(self._derivative(x_flat[part]), gy_flat[part], out=g_flat[part])

@@ -112,9 +112,6 @@ class LanguageModel(TextObjective):
                                 max_new_tokens=SAMPLE_TOKENS)
         return "\n".join(f"prompt:       {p!r}\ncontinuation: {o!r}\n" for p, o in zip(prompts, outputs))
 
-    def plots(self, model, out):
-        """Nothing beyond the loss curves (curves.png)."""
-
     # -- using a saved run ---------------------------------------------------------
     def use(self, model, lines, options):
         """``--generate``: each prompt and its continuation, in batches of --batch-size."""

@@ -157,9 +157,6 @@ class MaskedLM(TextObjective):
         return "\n".join(lines) + "\n(predictions shown where the input was [MASK]; '?' where the chosen token " \
                                   "was replaced by a random one or kept)\n"
 
-    def plots(self, model, out):
-        """Nothing beyond the loss curves (curves.png)."""
-
     # -- using a saved run ---------------------------------------------------------
     def use(self, model, lines, options):
         """``--fill``: each [MASK] of each line replaced by the model's best guess, the

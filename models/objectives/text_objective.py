@@ -24,6 +24,7 @@ class TextObjective(Objective):
     def __init__(self, config, tokenizers=None, load_data=True):
         self.config = config
         self.tok = tokenizer_from_dict(tokenizers["text"]) if tokenizers is not None else None
+        self._sha256 = None                     # the text's, once read (fingerprint)
         if load_data:
             self._prepare(self._split_text())
 

@@ -39,6 +39,9 @@ __all__ = ["Translation"]
 #: (measured: ~0.6 KB for the date task); a request that cannot fit is refused.
 BYTES_PER_PAIR = 1024
 
+#: Test pairs written to samples.txt.
+SAMPLES = 100
+
 
 class Translation(Objective):
     name = "translation"
@@ -203,11 +206,12 @@ class Translation(Objective):
         return detokenize(text) if self.config.split_punctuation else text
 
     # -- files -----------------------------------------------------------------------
-    def sample_lines(self, model, limit=100):
+    def sample_lines(self, model):
         """source / reference / hypothesis of the first test pairs (after ``evaluate("test")``)."""
-        hypotheses = self.hypotheses.get("test") or self.translate(model, [s for s, _ in self.pairs["test"][:limit]])
+        hypotheses = (self.hypotheses.get("test")
+                      or self.translate(model, [s for s, _ in self.pairs["test"][:SAMPLES]]))
         lines = []
-        for (src, tgt), ref, hyp in list(zip(self.pairs["test"], self.references["test"], hypotheses))[:limit]:
+        for (src, tgt), ref, hyp in list(zip(self.pairs["test"], self.references["test"], hypotheses))[:SAMPLES]:
             mark = "" if hyp == self._detokenize(tgt) else "   <- differs"          # the exact-match test
             lines.append(f"source:     {self._detokenize(src)}\nreference:  {ref}\nhypothesis: {hyp}{mark}\n")
         return "\n".join(lines)
