@@ -37,6 +37,8 @@ a handful of array operations instead of one per gate.
 
 The composed version (``minigrad.nn.rnn_cell.lstm_step_composed``) is the test oracle.
 """
+import functools
+
 from minigrad.backend import get_array_module
 from minigrad.function import Function
 from minigrad.ops._util import as_floats
@@ -46,7 +48,13 @@ __all__ = ["lstm_step_fused", "lstm_cell_forward", "lstm_cell_backward", "gate_c
 
 def gate_constants(xp, dtype):
     """(s, k, u), each (4, 1) to broadcast over a (B, 4, H) view of the gates: the
-    per-gate vectors of the module docstring."""
+    per-gate vectors of the module docstring. Made once per array module and dtype (on a
+    GPU each would be a copy from the host at every step); read-only."""
+    return _gate_constants(xp, str(dtype))
+
+
+@functools.lru_cache(maxsize=None)
+def _gate_constants(xp, dtype):
     s = xp.asarray([[0.5], [0.5], [1.0], [0.5]], dtype=dtype)
     k = xp.asarray([[0.5], [0.5], [0.0], [0.5]], dtype=dtype)
     u = xp.asarray([[0.0], [0.0], [1.0], [0.0]], dtype=dtype)
