@@ -50,7 +50,8 @@ class Backend:
                      GPU, where every op is a kernel launch over all elements).
     """
 
-    def __init__(self, name, xp, array_type, from_numpy, to_numpy, make_rng, erf, cache_block=None):
+    def __init__(self, name, xp, array_type, from_numpy, to_numpy, make_rng, erf, cache_block=None,
+                 scatter_add=None):
         self.name = name
         self.cache_block = cache_block
         self.xp = xp
@@ -59,6 +60,7 @@ class Backend:
         self._to_numpy = to_numpy
         self._make_rng = make_rng
         self._erf = erf
+        self._scatter_add = scatter_add
         self.rng = make_rng(_seed)
 
     def from_numpy(self, array):
@@ -87,8 +89,12 @@ class Backend:
         This is ``numpy.add.at``; current CuPy has the same ufunc method
         (``cupy.add.at``, which replaced ``cupyx.scatter_add``), so one line serves
         both. Plain ``a[index] += values`` would keep only one of the duplicates.
+        A backend may bring a faster way to the same sums (NumPy's: ``_numpy_scatter_add``).
         """
-        self.xp.add.at(a, index, values)
+        if self._scatter_add is not None:
+            self._scatter_add(a, index, values)
+        else:
+            self.xp.add.at(a, index, values)
 
     def __repr__(self):
         return f"Backend({self.name!r})"
@@ -231,6 +237,40 @@ def _erf_float32(x):
     return g
 
 
+def _numpy_scatter_add(a, index, values, block=131072):
+    """``numpy.add.at(a, index, values)``, the same sums in the same order, faster for
+    whole rows: a (V, D), index (N,) signed integers, values (N, D), as an embedding's backward
+    scatters its gradient into the table.
+
+    NumPy's ``add.at`` has a fast loop for a 1-D array and 1-D indices only; given rows
+    it walks them element by element (measured for V 1000, N 2048, D 512, float32:
+    8.1 ms against 1.5 ms). So the rows are added as 1-D elements of the flattened
+    ``a``: row index[n], column j is element index[n] D + j. The rows are taken in
+    blocks of ``block`` elements, so that the flat index (N, D) integers, twice the size
+    of ``values`` in float32, is never made whole. Each element still receives its
+    additions in the order of n, so the result is add.at's bit for bit
+    (tests/test_backend.py). Any other index or layout goes to ``add.at`` itself, which
+    also raises for an index out of range.
+    """
+    rows_only = (isinstance(index, numpy.ndarray) and index.ndim == 1 and index.dtype.kind == "i"
+                 and a.ndim == 2 and a.flags.c_contiguous and values.shape == index.shape + a.shape[1:])
+    if not rows_only or index.size == 0:
+        numpy.add.at(a, index, values)
+        return
+    V, D = a.shape
+    if index.min() < -V or index.max() >= V:
+        numpy.add.at(a, index, values)               # raises add.at's IndexError
+        return
+    columns = numpy.arange(D)                        # (D,)
+    flat_a = a.reshape(-1)                           # (V D,), a view: a is contiguous
+    step = max(1, block // max(D, 1))                # rows per block
+    for start in range(0, index.size, step):
+        # row v, column j is element v D + j; a negative v (from the end) gives a negative
+        # element index, which counts from the end of flat_a just as v from the end of a
+        flat_index = index[start:start + step, None] * D + columns      # (n, D)
+        numpy.add.at(flat_a, flat_index.reshape(-1), values[start:start + step].reshape(-1))
+
+
 def _make_numpy_backend():
     return Backend(
         name="numpy",
@@ -244,6 +284,7 @@ def _make_numpy_backend():
         # scratch block, in L3. Measured (Adam, 2-core EPYC): 25M parameters 79 -> 45 ms
         # a step against whole arrays; smaller blocks lose to Python's per-call cost.
         cache_block=131072,
+        scatter_add=_numpy_scatter_add,
     )
 
 

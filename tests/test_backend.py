@@ -7,6 +7,7 @@ import types
 
 import numpy as np
 import pytest
+from hypothesis import given, settings, strategies as st
 
 import minigrad as mg
 import minigrad.backend as backend
@@ -257,3 +258,41 @@ def test_reuse_freed_memory_stops_the_page_faults_of_a_repeated_step():
                              text=True, check=True)
         faults[mode] = float(run.stdout.split()[-1])
     assert faults["reuse"] < faults["default"] / 4, faults
+
+
+# --- NumPy's scatter-add: the rows as flat elements, add.at's sums bit for bit -------
+
+@settings(deadline=None)
+@given(V=st.integers(1, 7), D=st.integers(1, 9), N=st.integers(0, 40),
+       block=st.integers(1, 50), negative=st.booleans(), transposed=st.booleans(),
+       dtype=st.sampled_from(["float32", "float64"]), seed=st.integers(0, 2**31 - 1))
+def test_numpy_scatter_add_is_add_at_bit_for_bit(V, D, N, block, negative, transposed, dtype, seed):
+    """Repeated rows, negative indices, values not contiguous, blocks of any size
+    (a block smaller than a row included): the same array as numpy.add.at."""
+    rng = np.random.default_rng(seed)
+    index = rng.integers(-V if negative else 0, V, size=N)
+    values = rng.standard_normal((D, N) if transposed else (N, D)).astype(dtype)
+    values = values.T if transposed else values                      # (N, D)
+    start = rng.standard_normal((V, D)).astype(dtype)
+    expected, got = start.copy(), start.copy()
+    np.add.at(expected, index, values)
+    backend._numpy_scatter_add(got, index, values, block=block)
+    np.testing.assert_array_equal(got, expected)
+
+
+def test_numpy_scatter_add_takes_other_indices_as_add_at_does():
+    """A tuple index, a 2-D index and an index out of range go to add.at itself."""
+    a = np.zeros((3, 4))
+    backend._numpy_scatter_add(a, (np.array([0, 0, 2]), np.array([1, 1, 3])), np.ones(3))
+    np.testing.assert_array_equal(a[0, 1], 2.0)
+    b = np.zeros((3, 2))
+    backend._numpy_scatter_add(b, np.array([[0, 1], [0, 2]]), np.ones((2, 2, 2)))
+    np.testing.assert_array_equal(b, [[2, 2], [1, 1], [1, 1]])
+    with pytest.raises(IndexError):
+        backend._numpy_scatter_add(np.zeros((3, 2)), np.array([0, 3]), np.ones((2, 2)))
+    with pytest.raises(IndexError):
+        backend._numpy_scatter_add(np.zeros((3, 2)), np.array([-4]), np.ones((1, 2)))
+
+
+def test_the_numpy_backend_scatters_with_the_fast_path():
+    assert backend.backend_by_name("numpy")._scatter_add is backend._numpy_scatter_add

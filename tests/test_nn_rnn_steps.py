@@ -9,6 +9,7 @@ from hypothesis import given, settings, strategies as st
 import minigrad as mg
 from minigrad.nn.rnn import GRU, LSTM
 from minigrad.nn.rnn_cell import gru_step_composed, lstm_step_composed
+from minigrad.ops._util import transposed_copy
 from minigrad.ops.nn_gru_sequence import gru_sequence_fused
 from minigrad.ops.nn_gru_step import gru_step_fused
 from minigrad.ops.nn_lstm_step import lstm_step_fused
@@ -165,3 +166,14 @@ def test_gru_sequence_op_shapes_are_the_documented_ones(backend, lengths):
     mg.autograd.backward([out, h_T], [tensor(np.ones(out.shape, "float32"), backend).data,
                                       tensor(np.ones(h_T.shape, "float32"), backend).data])
     assert [t.grad.shape for t in (gi, h0, W, b)] == [(5, 3, 12), (3, 4), (12, 4), (12,)]
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("shape", [(1, 1), (15, 3), (16, 5), (33, 7), (48, 2)])
+def test_transposed_copy_is_the_transpose_row_major(backend, shape):
+    """The fused RNN ops' W_hh^T, copied in tiles of 16 rows (a last tile that is short
+    included), is a^T exactly, in its own row-major memory."""
+    a = tensor(np.random.default_rng(1).standard_normal(shape).astype("float32"), backend).data
+    a_T = transposed_copy(a)
+    assert a_T.shape == shape[::-1] and a_T.flags.c_contiguous
+    np.testing.assert_array_equal(mg.backend.to_numpy(a_T), mg.backend.to_numpy(a).T)

@@ -28,7 +28,7 @@ tests/test_nn_rnn_steps.py holds the two equal.
 """
 from minigrad.backend import get_array_module
 from minigrad.function import Function
-from minigrad.ops._util import as_floats, times_transposed
+from minigrad.ops._util import as_floats, times_transposed, transposed_copy
 from minigrad.ops.nn_gru_step import gru_cell_backward, gru_cell_forward
 
 __all__ = ["gru_sequence_fused"]
@@ -77,7 +77,7 @@ class GRUSequence(Function):
         T, B, H = g_out.shape
         g_x_proj = xp.empty((T, B, 3 * H), dtype=g_out.dtype)
         g_h_proj = xp.empty((T, B, 3 * H), dtype=g_out.dtype)
-        weight_hh_T = xp.ascontiguousarray(weight_hh.T)                      # (H, 3H)
+        weight_hh_T = transposed_copy(weight_hh)                             # (H, 3H)
         g_h = g_h_T
         for t in (range(T) if self.reverse else range(T - 1, -1, -1)):
             if self.mask is None:

@@ -31,7 +31,7 @@ tests/test_nn_rnn_steps.py holds the two equal.
 """
 from minigrad.backend import get_array_module
 from minigrad.function import Function
-from minigrad.ops._util import as_floats, times_transposed
+from minigrad.ops._util import as_floats, times_transposed, transposed_copy
 from minigrad.ops.nn_lstm_step import gate_constants, lstm_cell_backward, lstm_cell_forward
 
 __all__ = ["lstm_sequence_fused"]
@@ -94,7 +94,7 @@ class LSTMSequence(Function):
         xp = get_array_module(g_out)
         T, B, H = g_out.shape
         g_a = xp.empty((T, B, 4 * H), dtype=g_out.dtype)
-        weight_hh_T = xp.ascontiguousarray(weight_hh.T)                      # (H, 4H)
+        weight_hh_T = transposed_copy(weight_hh)                             # (H, 4H)
         g_h, g_c = g_h_T, g_c_T
         for t, before, _ in reversed(self.steps(T)):
             if self.mask is None:
