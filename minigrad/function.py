@@ -87,13 +87,15 @@ class Function:
             inputs = autocast_inputs(self, inputs)
         if not uniform_tensors(inputs):                # the common case passes in one loop
             inputs = _checked_inputs(inputs, type(self).__name__)
-        if _grad_enabled:
+        if not _grad_enabled:                          # no_grad(): nothing needs a gradient
+            needs, record = (False,) * len(inputs), False
+        elif len(inputs) == 2:                         # unrolled, as forward's call below
+            needs = (inputs[0].requires_grad, inputs[1].requires_grad)
+            record = needs[0] or needs[1]
+        else:
             needs = tuple([x.requires_grad for x in inputs])
             record = True in needs
-        else:                                          # no_grad(): nothing needs a gradient
-            needs, record = (False,) * len(inputs), False
         self.needs_input_grad = needs
-        self._saved = ()
         # One and two inputs (most ops) unrolled: the list comprehension of the general
         # case costs a call frame in Python 3.11, a tenth of a small op's overhead.
         if len(inputs) == 2:
@@ -105,7 +107,7 @@ class Function:
         single = not isinstance(ys, tuple)
 
         if not record:                                 # no graph: wrap the outputs, keep nothing
-            self._saved = None
+            # (what forward saved goes with this call object, which nothing references)
             if single:
                 return Tensor._from_op(ys, False)
             return tuple([Tensor._from_op(y, False) for y in ys])
@@ -130,6 +132,8 @@ class Function:
         raise NotImplementedError
 
     # -- buffers kept for backward --------------------------------------------
+    _saved = ()                                        # until forward saves something
+
     def save_for_backward(self, *arrays):
         """Keep ``arrays`` for backward; the engine drops them right after it."""
         self._saved = arrays
@@ -190,7 +194,7 @@ def uniform_tensors(values):
     if not isinstance(first, Tensor):
         return False
     array_type, dtype = type(first.data), first.data.dtype
-    for x in values:
+    for x in values[1:]:
         if not isinstance(x, Tensor) or type(x.data) is not array_type or x.data.dtype != dtype:
             return False
     return True

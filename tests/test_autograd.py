@@ -282,3 +282,26 @@ def test_the_truth_value_of_a_larger_tensor_is_ambiguous():
 def test_a_tensor_does_not_become_a_numpy_array_implicitly():
     with pytest.raises(TypeError, match=r"\.numpy\(\)"):
         np.asarray(mg.Tensor([1.0, 2.0]))
+
+
+def test_a_call_that_records_no_graph_keeps_nothing_it_saved():
+    """Under no_grad() (or with no input needing a gradient) an op's saved arrays go
+    with its call object: nothing references it, so they are freed at once."""
+
+    kept = []
+
+    class Saves(mg.Function):
+        def forward(self, x):
+            saved = x * 2.0
+            kept.append(weakref.ref(saved))
+            self.save_for_backward(saved)
+            return x + 1.0
+
+    x = mg.Tensor(np.ones((3, 4), dtype="float32"), requires_grad=True)
+    with mg.no_grad():
+        y = Saves()(x)
+    assert y.creator is None and kept[-1]() is None
+    z = Saves()(mg.Tensor(np.ones((3, 4), dtype="float32")))     # nothing needs a gradient
+    assert z.creator is None and kept[-1]() is None
+    w = Saves()(x)                                                 # recorded: kept for backward
+    assert w.creator is not None and kept[-1]() is not None
