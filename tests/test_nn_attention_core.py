@@ -147,3 +147,32 @@ def test_a_dropout_p_outside_0_1_is_refused(p):
     for training in (True, False):
         with pytest.raises(ValueError, match=rf"dropout_p must be a probability in \[0, 1\], got {p}"):
             attention_core(q, k, v, [], dropout_p=p, training=training)
+
+
+@pytest.mark.parametrize("mask", MASKS)
+@pytest.mark.parametrize("dropout_p", [0.0, 0.4])
+@pytest.mark.parametrize("need_weights", [True, False])
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+def test_fused_core_in_blocks_of_rows_is_the_whole_batch_bit_for_bit(mask, dropout_p, need_weights, dtype,
+                                                                     monkeypatch):
+    """The op runs over blocks of the batch sized by the backend's cache_block: every
+    row its own block, blocks of two rows (the last short) and the whole batch at once
+    give the same O, P' and gradients of q, k and v, bit for bit, every kind of mask
+    (sliced along with the rows, or broadcast) and dropout's keep-mask included."""
+    B, h, T, S, d = 5, 2, 3, 4, 2
+    numpy_backend = mg.backend.backend_by_name("numpy")
+    runs = []
+    for cache_block in (None, 1, 2 * h * T * S):          # the whole; one row a block; two rows
+        monkeypatch.setattr(numpy_backend, "cache_block", cache_block)
+        q, k, v = (tensor(x.numpy().astype(dtype), "numpy", requires_grad=True)
+                   for x in qkv((B, h), T, S, d, "numpy", seed=7))
+        masks = masks_for(mask, (B, h), T, S, "numpy", seed=7)
+        mg.manual_seed(11)
+        out, weights = attention_core(q, k, v, masks, dropout_p=dropout_p, need_weights=need_weights)
+        outputs = [out] + ([weights] if need_weights else [])
+        upstream = np.random.default_rng(3)
+        mg.autograd.backward(outputs, [upstream.standard_normal(y.shape).astype(dtype) for y in outputs])
+        runs.append([y.numpy() for y in outputs] + [x.grad for x in (q, k, v)])
+    for blocked in runs[1:]:
+        for whole, part in zip(runs[0], blocked):
+            np.testing.assert_array_equal(part, whole)

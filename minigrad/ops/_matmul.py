@@ -1,6 +1,7 @@
 """The product of two backend arrays, ``a @ b``, and where a float16 one is computed.
 
     matmul_arrays(a, b)      a @ b, NumPy's rules (batch broadcasting, 1-D operands)
+    matmul_into(out, a, b)   out[...] = a @ b, into a given array (a block of a larger one)
 
 float16 operands (mixed precision, ``minigrad.amp``) on a GPU go to cuBLAS as they are:
 its half-precision GEMM reads float16, accumulates the products in float32 and rounds
@@ -13,7 +14,7 @@ that knows the difference.
 """
 from minigrad.backend import backend_of
 
-__all__ = ["matmul_arrays"]
+__all__ = ["matmul_arrays", "matmul_into"]
 
 
 def matmul_arrays(a, b):
@@ -21,3 +22,12 @@ def matmul_arrays(a, b):
     if a.dtype.itemsize == 2 and a.dtype.kind == "f" and backend_of(a).name != "cupy":
         return (a.astype("float32") @ b.astype("float32")).astype("float16")
     return a @ b
+
+
+def matmul_into(out, a, b):
+    """out[...] = a @ b, written into ``out`` (a block of a larger array, or a strided
+    view of one); float16 on the host through float32 BLAS, rounded once on the way in."""
+    if a.dtype.itemsize == 2 and a.dtype.kind == "f" and backend_of(a).name != "cupy":
+        out[...] = a.astype("float32") @ b.astype("float32")
+    else:
+        backend_of(a).xp.matmul(a, b, out=out)

@@ -49,9 +49,11 @@ float16 q, k, v (mixed precision, ``minigrad.amp``): the two products run in flo
 the softmax and its backward in float32 (A is widened before it, P kept in float32 and
 rounded to float16 for the products), as the composed version under autocast does.
 """
-from minigrad.backend import get_array_module
+import math
+
+from minigrad.backend import backend_of, get_array_module
 from minigrad.function import Function
-from minigrad.ops._matmul import matmul_arrays
+from minigrad.ops._matmul import matmul_arrays, matmul_into
 from minigrad.ops.nn_dropout import dropout_mask, keep_scale
 from minigrad.ops.reductions import stable_shift
 
@@ -60,7 +62,14 @@ __all__ = ["attention_core_fused"]
 
 class AttentionCore(Function):
     """(q, k, v) -> (O, P'), or O alone when ``need_weights`` is False; the scale, the
-    masks and the keep-mask are constants of the call."""
+    masks and the keep-mask are constants of the call.
+
+    Forward and backward run over blocks of the leading axis (the batch): each block's
+    (rows, ..., T, S) arrays are made, used and dropped while they are in cache, and no
+    (..., T, S) array of the whole batch is made (but the weights, when asked for). Every
+    row of every block is computed by the same lines as the whole batch would be, so
+    the result is the same bit for bit (tests/test_nn_attention_core.py).
+    """
 
     def __init__(self, scale, bool_mask=None, float_mask=None, keep=None, keep_scale=1.0,
                  need_weights=True):
@@ -69,78 +78,111 @@ class AttentionCore(Function):
         self.need_weights = need_weights
 
     def forward(self, q, k, v):
-        p = self._probabilities(q, k)                                      # P, (..., T, S)
+        xp = get_array_module(q)
         self.save_for_backward(q, k, v)                                    # not P (module docstring)
-        weights = self._dropped(p)                                         # P', (..., T, S)
-        o = self._weighted_sum(weights.astype(v.dtype, copy=False), v)     # (..., T, d_v)
+        o = self._output_array(q, v)                                       # (..., T, d_v)
+        weights = None
+        for rows in self._blocks(q, k):
+            p = self._probabilities(q[rows], k[rows], rows)                # P, (rows, ..., T, S)
+            p_dropped = self._dropped(p, rows)                             # P'
+            if self.need_weights:
+                if weights is None:
+                    weights = xp.empty(q.shape[:-1] + k.shape[-2:-1], dtype=p.dtype)   # (..., T, S)
+                weights[rows] = p_dropped
+            # O = P' v
+            matmul_into(o[rows], p_dropped.astype(v.dtype, copy=False), v[rows])
         return (o, weights) if self.need_weights else o
 
     def backward(self, go, g_weights=None):
         q, k, v = self.saved
         xp = get_array_module(go)
-        p = self._probabilities(q, k)                                      # P, as forward made it
-        p_v = self._dropped(p).astype(v.dtype, copy=False)                 # P' as the product read it
-        # O = P' v
-        gv = matmul_arrays(xp.swapaxes(p_v, -1, -2), go)                   # (..., S, d_v)
-        del p_v
-        gp = matmul_arrays(go, xp.swapaxes(v, -1, -2)).astype(p.dtype, copy=False)   # (..., T, S)
-        if g_weights is not None:
-            gp += g_weights                                                # gP', in place
-        if self.keep is not None:
-            # P' = P (.) m / (1 - p_drop): gP = gP' (.) m / (1 - p_drop), in place
-            gp *= self.keep
-            gp *= self.keep_scale
-        # P = softmax(A): gA = P (.) gP - P (.) sum_s (P (.) gP)_s, in place in gP's and
-        # P's arrays (P is backward's own: no third (..., T, S) array)
-        ga = gp
-        ga *= p                                                            # P (.) gP
-        p *= ga.sum(axis=-1, keepdims=True)                                # P (.) sum_s (P (.) gP)_s
-        ga -= p
-        del p
-        ga *= self.scale                                                   # A = q k^T * scale + M
-        ga = ga.astype(q.dtype, copy=False)                                # the products' precision
-        gq = matmul_arrays(ga, k)                                          # (..., T, d)
-        gk = matmul_arrays(xp.swapaxes(ga, -1, -2), q)                     # (..., S, d)
+        gq, gk, gv = xp.empty_like(q), xp.empty_like(k), xp.empty_like(v)
+        for rows in self._blocks(q, k):
+            p = self._probabilities(q[rows], k[rows], rows)                # P, as forward made it
+            p_v = self._dropped(p, rows).astype(v.dtype, copy=False)       # P' as the product read it
+            # O = P' v
+            matmul_into(gv[rows], xp.swapaxes(p_v, -1, -2), go[rows])     # (rows, ..., S, d_v)
+            del p_v
+            gp = matmul_arrays(go[rows], xp.swapaxes(v[rows], -1, -2)).astype(p.dtype, copy=False)  # (rows, ..., T, S)
+            if g_weights is not None:
+                gp += g_weights[rows]                                      # gP', in place
+            if self.keep is not None:
+                # P' = P (.) m / (1 - p_drop): gP = gP' (.) m / (1 - p_drop), in place
+                gp *= _rows_of(self.keep, rows, gp.ndim)
+                gp *= self.keep_scale
+            # P = softmax(A): gA = P (.) gP - P (.) sum_s (P (.) gP)_s, in place in gP's and
+            # P's arrays (P is backward's own: no third (rows, ..., T, S) array)
+            ga = gp
+            ga *= p                                                        # P (.) gP
+            p *= ga.sum(axis=-1, keepdims=True)                            # P (.) sum_s (P (.) gP)_s
+            ga -= p
+            del p
+            ga *= self.scale                                               # A = q k^T * scale + M
+            ga = ga.astype(q.dtype, copy=False)                            # the products' precision
+            matmul_into(gq[rows], ga, k[rows])                            # (rows, ..., T, d)
+            matmul_into(gk[rows], xp.swapaxes(ga, -1, -2), q[rows])       # (rows, ..., S, d)
         return gq, gk, gv
 
-    def _probabilities(self, q, k):
+    def _blocks(self, q, k):
+        """Indices of blocks of the leading axis, each with at most the backend's
+        ``cache_block`` elements of P (at least one row); ``...`` (the whole) for q
+        without a leading axis or a backend without a cache_block (a GPU: one kernel
+        per op over the whole batch is what it runs best)."""
+        cache_block = backend_of(q).cache_block
+        if q.ndim < 3 or cache_block is None:
+            return [...]
+        rows = q.shape[0]
+        per_row = math.prod(q.shape[1:-1]) * k.shape[-2]                   # P's elements in one row
+        step = max(1, cache_block // max(per_row, 1))
+        if step >= rows:
+            return [...]
+        return [slice(start, start + step) for start in range(0, rows, step)]
+
+    def _probabilities(self, q, k, rows):
         """P = softmax(A) = exp(A - c) / z (c the row's max, z the row's sum of exp(A - c)),
-        A = q k^T * scale + M, built in place in one new (..., T, S) array (float32 for
-        float16 q, k): forward's lines, which backward reruns."""
+        A = q k^T * scale + M, for one block of rows (q, k already the block's), built
+        in place in one new (rows, ..., T, S) array (float32 for float16 q, k):
+        forward's lines, which backward reruns."""
         xp = get_array_module(q)
-        p = matmul_arrays(q, xp.swapaxes(k, -1, -2))                       # (..., T, S)
+        p = matmul_arrays(q, xp.swapaxes(k, -1, -2))                       # (rows, ..., T, S)
         if p.dtype == "float16":                                           # the softmax in float32
             p = p.astype("float32")
         p *= self.scale
         if self.float_mask is not None:
-            p += self.float_mask
-        if self.bool_mask is not None:
-            xp.copyto(p, float("-inf"), where=self.bool_mask)              # in place, the mask broadcast
-        c = stable_shift(p, -1)                                            # (..., T, 1), 0 where all masked
+            p += _rows_of(self.float_mask, rows, p.ndim)
+        if self.bool_mask is not None:                                     # in place, the mask broadcast
+            xp.copyto(p, float("-inf"), where=_rows_of(self.bool_mask, rows, p.ndim))
+        c = stable_shift(p, -1)                                            # (rows, ..., T, 1), 0 where all masked
         p -= c
         xp.exp(p, out=p)
-        z = p.sum(axis=-1, keepdims=True)                                  # (..., T, 1)
+        z = p.sum(axis=-1, keepdims=True)                                  # (rows, ..., T, 1)
         p /= xp.where(z == 0, 1, z)                                        # a masked row: P = 0
-        return p                                                           # (..., T, S)
+        return p                                                           # (rows, ..., T, S)
 
-    def _weighted_sum(self, p_v, v):
-        """O = P' v, (..., T, d_v)."""
+    def _output_array(self, q, v):
+        """The array O is written into, (..., T, d_v). Heads (B, h, T, d_v) are given
+        (B, T, h, d_v) memory, returned as its transposed view: joining the heads
+        (transpose(0, 2, 1, 3).reshape(B, T, h d_v), nn/multihead_attention.py) is
+        then a view, not a copy of O."""
         xp = get_array_module(v)
-        if p_v.ndim != 4 or v.dtype == "float16":
-            return matmul_arrays(p_v, v)                                   # (..., T, d_v)
-        # O of heads (B, h, T, d_v) written into (B, T, h, d_v) memory, returned as its
-        # transposed view: joining the heads (transpose(0, 2, 1, 3).reshape(B, T, h d_v),
-        # nn/multihead_attention.py) is then a view, not a copy of O
-        B, h, T, _ = p_v.shape
-        o = xp.empty((B, T, h, v.shape[-1]), dtype=v.dtype).transpose(0, 2, 1, 3)
-        xp.matmul(p_v, v, out=o)
-        return o                                                           # (B, h, T, d_v)
+        if q.ndim != 4:
+            return xp.empty(q.shape[:-1] + v.shape[-1:], dtype=v.dtype)   # (..., T, d_v)
+        B, h, T, _ = q.shape
+        return xp.empty((B, T, h, v.shape[-1]), dtype=v.dtype).transpose(0, 2, 1, 3)  # (B, h, T, d_v)
 
-    def _dropped(self, p):
+    def _dropped(self, p, rows):
         """P' = P (.) m / (1 - p_drop), as ``dropout`` computes it; P itself without dropout."""
         if self.keep is None:
             return p
-        return p * self.keep * self.keep_scale
+        return p * _rows_of(self.keep, rows, p.ndim) * self.keep_scale
+
+
+def _rows_of(mask, rows, ndim):
+    """The part of a mask broadcastable to P (..., T, S) that meets P's rows ``rows`` of
+    its leading axis: the mask itself where it has no such axis of its own."""
+    if rows is Ellipsis or mask.ndim < ndim or mask.shape[0] == 1:
+        return mask
+    return mask[rows]
 
 
 def attention_core_fused(q, k, v, scale, bool_mask=None, float_mask=None, dropout_p=0.0,
