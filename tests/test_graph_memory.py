@@ -213,3 +213,27 @@ def test_layer_norm_backward_makes_two_arrays_of_the_input_size():
     gy = np.random.default_rng(1).standard_normal(x.shape)
     peak = _peak_in_arrays(lambda: y.creator.backward(gy), x.data)
     assert peak < 2.1, f"{peak:.2f} arrays of x's size"
+
+
+def _saved_bytes(call, *leave_out):
+    """The bytes the arrays ``call`` saved keep alive: a view keeps its whole base, so
+    each base is counted once; arrays in ``leave_out`` (the weights) are not counted."""
+    bases = {}
+    for a in call.saved:
+        if a is None or any(a is b for b in leave_out):
+            continue
+        while a.base is not None:
+            a = a.base
+        bases[id(a)] = a.nbytes
+    return sum(bases.values())
+
+
+def test_a_gru_step_keeps_five_state_widths_per_row():
+    """GRUStep saves the gates r, z, n (3H), h_proj_n (H) and h (H): h_proj_n copied out
+    of h_proj (B, 3H), whose view would keep all three thirds until backward."""
+    B, I, H = 4, 3, 8
+    cell = mg.nn.GRUCell(I, H).double()
+    x = mg.Tensor(np.random.default_rng(0).standard_normal((B, I)))
+    h = mg.Tensor(np.random.default_rng(1).standard_normal((B, H)), requires_grad=True)
+    step = _the_call(cell(x, h), "GRUStep")
+    assert _saved_bytes(step, cell.weight_hh.data) == 5 * B * H * 8
