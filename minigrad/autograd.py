@@ -17,11 +17,26 @@ output index) names the list and the slot. A leaf's gradient goes into its
 Right after a call's backward, its saved arrays and edges are dropped (unless
 ``retain_graph=True``), so memory falls as the walk goes.
 
+Who owns a gradient. A backward may hand back an array that something else also
+holds: its own gy (the backward of x + y returns gy twice), an array it saved, a
+view of either. Such an array must be copied before it becomes a leaf's ``.grad``
+(the user's to edit) and never be written into. A gradient that nothing but the
+engine holds needs no copy: it becomes the ``.grad`` itself, a second gradient for
+the same output is added into it in place, and an op may write its own gradient
+into it (``Function.gy_owned``): each saves an array of its size. PyTorch decides
+the same way, by the tensor's use count (``AccumulateGrad``). Here the count is
+Python's reference count, read in ``_owned`` when a backward hands the array back;
+what a count means depends on the interpreter (Python 3.14 lends references that
+it does not count), so the count of an array only the engine holds is measured
+once, by walking a probe graph through the same functions (``_calibrate``).
+
 The order is found with an explicit stack, not recursion, so a graph as deep as
 a 10,000-step RNN unroll needs no raised recursion limit.
 """
+import sys
+
 from minigrad.backend import asarray, backend_of, is_array
-from minigrad.function import _Edge
+from minigrad.function import Function, _Edge
 
 __all__ = ["backward"]
 
@@ -37,13 +52,15 @@ def backward(tensors, grad_tensors, retain_graph=False):
                        walked again; by default each call's buffers are freed as
                        soon as its backward has run.
     """
-    pending = {}                                 # call -> its outputs' gradients so far
+    if _counts is None:
+        _calibrate()
+    pending = {}                   # call -> (its outputs' gradients so far, which the engine owns)
     roots = []
-    for tensor, grad in zip(tensors, grad_tensors):
+    for tensor, grad in zip(tensors, grad_tensors):    # the caller's arrays: never owned
         if tensor.creator is None:
-            _accumulate_leaf(tensor, grad)
+            _accumulate_leaf(tensor, grad, False)
         else:
-            _add_to(pending, tensor.creator, tensor.output_index, grad)
+            _add_to(pending, tensor.creator, tensor.output_index, grad, False)
             roots.append(tensor.creator)
 
     for fn in _topological_order(roots):
@@ -53,17 +70,22 @@ def backward(tensors, grad_tensors, retain_graph=False):
                 f"of {fn!r} were freed by the first backward(). Pass "
                 "backward(retain_graph=True) the first time to walk it again."
             )
-        gys = pending.pop(fn, None)
+        gys, owned = pending.pop(fn, (None, None))
         # Nothing pending: every path to this call returned None (a zero gradient),
         # so it has nothing to pass on, as in PyTorch.
         if gys is not None:
             if len(gys) > 1:                     # a single output's slot is never empty
                 _zeros_for_unused(gys, fn.output_meta)
+            fn.gy_owned = owned
             gxs = fn.backward(*gys)
-            _pass_on(fn, gxs if isinstance(gxs, tuple) else (gxs,), pending)
-            # Drop this call's gradients now: held until the next iteration rebinds the
-            # names, they would sit beside the next call's backward, its peak included.
-            del gys, gxs
+            if not isinstance(gxs, tuple):       # one tuple holds every gradient (``_owned``)
+                gxs = (gxs,)
+            # Drop this call's gradients before passing its own on: one that backward
+            # returned, or a view of it, is then held by the engine alone (``_owned``),
+            # and none sits beside the next call's backward, its peak included.
+            del gys
+            _pass_on(fn, gxs, pending)
+            del gxs
         if not retain_graph:
             fn.release()
 
@@ -78,7 +100,9 @@ def _zeros_for_unused(gys, output_meta):
 
 
 def _pass_on(fn, gxs, pending):
-    """Send each input's gradient along its edge: into ``pending``, or a leaf's ``.grad``."""
+    """Send each input's gradient along its edge: into ``pending``, or a leaf's ``.grad``.
+    ``gxs`` is a tuple: the references to each array are then the same for every op,
+    which ``_owned`` relies on."""
     for edge, gx in zip(fn.input_edges, gxs):
         if edge is None or gx is None:           # an input that needs no gradient
             continue
@@ -88,10 +112,11 @@ def _pass_on(fn, gxs, pending):
                 f"{fn!r}.backward returned a gradient of shape {gx.shape} and dtype "
                 f"{gx.dtype} for an input of shape {edge.shape} and dtype {edge.dtype}"
             )
+        owned = _owned(gx)                       # on its own line: one count for both uses
         if isinstance(edge, _Edge):
-            _add_to(pending, edge.creator, edge.output_index, gx)
+            _add_to(pending, edge.creator, edge.output_index, gx, owned)
         else:                                    # a leaf Tensor
-            _accumulate_leaf(edge, gx)
+            _accumulate_leaf(edge, gx, owned)
 
 
 def _as_array(grad):
@@ -102,25 +127,113 @@ def _as_array(grad):
     return asarray(grad, backend="numpy")
 
 
-def _add_to(pending, fn, index, grad):
-    """Add ``grad`` to the pending gradient of output ``index`` of call ``fn``."""
-    gys = pending.get(fn)
-    if gys is None:
-        gys = pending[fn] = [None] * len(fn.output_meta)
-    gys[index] = grad if gys[index] is None else _as_array(gys[index] + grad)
+def _add_to(pending, fn, index, grad, owned):
+    """Add ``grad`` to the pending gradient of output ``index`` of call ``fn``;
+    ``owned``: whether the engine alone holds ``grad``."""
+    if fn not in pending:
+        n = len(fn.output_meta)
+        pending[fn] = ([None] * n, [False] * n)
+    gys, gys_owned = pending[fn]
+    pending_grad = gys[index]
+    if pending_grad is None:
+        gys[index], gys_owned[index] = grad, owned
+    elif pending_grad.shape != grad.shape or pending_grad.dtype != grad.dtype:
+        gys[index], gys_owned[index] = _as_array(pending_grad + grad), True
+    # A sum into an array the engine owns, in place: no third array of the output's
+    # size beside the two (a residual stream gets one sum per layer).
+    elif gys_owned[index]:
+        pending_grad += grad
+    elif owned:
+        grad += pending_grad
+        gys[index], gys_owned[index] = grad, True
+    else:
+        gys[index], gys_owned[index] = _as_array(pending_grad + grad), True
 
 
-def _accumulate_leaf(tensor, grad):
-    # A copy on first write: the same array may be handed to several inputs
-    # (the backward of x + y returns gy twice), and .grad is the user's to edit.
-    # Later gradients are added in place, as PyTorch does: no new array per addition
-    # (a recurrent weight gets one per time step).
+def _accumulate_leaf(tensor, grad, owned):
+    # The first gradient becomes .grad: itself where the engine alone holds it (a
+    # weight's gradient from its product: no copy of every weight, at the end of the
+    # walk where memory peaks), else a copy (the same array may go to several inputs,
+    # and .grad is the user's to edit). Later gradients are added in place, as
+    # PyTorch does: no new array per addition (a recurrent weight gets one per step).
     if tensor.grad is None:
-        tensor.grad = _as_array(grad.copy())
+        tensor.grad = grad if owned else _as_array(grad.copy())
     elif tensor.grad.shape == grad.shape and tensor.grad.dtype == grad.dtype:
         tensor.grad += grad
     else:
         tensor.grad = _as_array(tensor.grad + grad)
+
+
+# -- who owns a gradient (the module docstring) ------------------------------------------
+
+# The reference counts ``_owned`` reads for an array only the engine holds, and for
+# the base of such an array's view of the whole buffer (a reshape): (array, base);
+# None before ``_calibrate``, False where the counts mean nothing (nothing owned then).
+_counts = None
+_probe_counts = None                             # a list while _calibrate records
+_keeps_identity = {}                             # array type -> asarray(a) is a
+
+
+def _owned(gx):
+    """Whether the engine alone holds ``gx``, a gradient a backward just handed back, and
+    may keep it or write into it: nothing else references it or its memory (its base,
+    where it is a view of a whole buffer), and it is C-contiguous and writeable."""
+    base = gx.base
+    counts = (sys.getrefcount(gx), None if base is None else sys.getrefcount(base))
+    if _probe_counts is not None:                # _calibrate: record, keep nothing
+        _probe_counts.append(counts)
+        return False
+    if not _counts or counts[0] > _counts[0] or not _keeps_own_identity(gx):
+        return False
+    flags = gx.flags
+    if not flags.c_contiguous or not getattr(flags, "writeable", True):   # CuPy: always writeable
+        return False
+    return base is None or (base is gx.base and base.base is None and base.nbytes == gx.nbytes
+                            and counts[1] <= _counts[1])
+
+
+def _keeps_own_identity(array):
+    """Whether the array's backend hands an array back as itself (``asarray(a) is a``,
+    NumPy's and CuPy's arrays): where it wraps the same memory in a new object (the test
+    suite's strict backend), an object's reference count does not count the holders of
+    its memory, and nothing is taken as owned."""
+    kind = type(array)
+    if kind not in _keeps_identity:
+        _keeps_identity[kind] = backend_of(array).xp.asarray(array) is array
+    return _keeps_identity[kind]
+
+
+class _OwnershipProbe(Function):
+    """(a, b, c) -> a: a backward that hands back, as the gradients of a, b and c, a new
+    array, a view of a whole new array, and an array it also keeps (one reference more)."""
+
+    def forward(self, a, b, c):
+        return a.copy()
+
+    def backward(self, gy):
+        xp = backend_of(gy).xp
+        self.kept = xp.zeros(gy.shape, dtype=gy.dtype)
+        return (xp.zeros(gy.shape, dtype=gy.dtype),
+                xp.zeros(gy.shape + (1,), dtype=gy.dtype).reshape(gy.shape), self.kept)
+
+
+def _calibrate():
+    """Measure the counts ``_owned`` reads for an array the engine alone holds, by one
+    walk of a probe graph through the same functions. The array the probe also keeps
+    must count exactly one more; where it does not, the counts say nothing reliable,
+    and every first gradient is copied, as before."""
+    global _counts, _probe_counts
+    import numpy
+    from minigrad.tensor import Tensor
+    leaves = [Tensor(numpy.zeros(2), requires_grad=True) for _ in range(3)]
+    y = _OwnershipProbe()(*leaves)
+    _counts, _probe_counts = False, []           # the probe's walk: record, never own
+    try:
+        backward([y], [numpy.ones(2)])
+        (new, _), (view, view_base), (kept, _) = _probe_counts
+    finally:
+        _probe_counts = None
+    _counts = (new, view_base) if view == new and kept == new + 1 else False
 
 
 def _topological_order(roots):

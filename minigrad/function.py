@@ -82,6 +82,12 @@ def enable_grad():
 class Function:
     """Base class of every differentiable op (see the module docstring)."""
 
+    # Set by the engine before each backward: per output, whether its gradient array is
+    # the engine's alone (minigrad/autograd.py, "Who owns a gradient"), so that backward
+    # may write its result into it instead of a new array (GELU does). Empty when
+    # backward is called by hand: then nothing may be written into.
+    gy_owned = ()
+
     def __call__(self, *inputs):
         if autocast_inputs is not None:                # mixed precision (minigrad.amp): cast per op
             inputs = autocast_inputs(self, inputs)

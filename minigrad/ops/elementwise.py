@@ -275,9 +275,11 @@ class GELU(Function):
         # block's are a block's size, not arrays of x's size (PyTorch's kernel, one loop,
         # makes none either); a block stays in cache, which makes it faster too. On a GPU,
         # one block: a kernel launch per block would cost more than the memory saves.
+        # Into gy itself where the engine owns it (Function.gy_owned): then no new array
+        # of x's size at all (W5's and W6's peak is the last layer's GELU backward).
         x, = self.saved
         xp = get_array_module(x)
-        g = xp.empty(x.shape, dtype=x.dtype)
+        g = gy if self.gy_owned and self.gy_owned[0] else xp.empty(x.shape, dtype=x.dtype)
         x_flat, gy_flat, g_flat = x.reshape(-1), gy.reshape(-1), g.reshape(-1)   # (n,), views where contiguous
         # a backend without a cache_block (the GPU's: minigrad/backend.py) takes the whole array
         block = _GELU_BACKWARD_BLOCK if backend_of(x).cache_block else max(x_flat.size, 1)
