@@ -215,6 +215,15 @@ def test_layer_norm_backward_makes_two_arrays_of_the_input_size():
     assert peak < 2.1, f"{peak:.2f} arrays of x's size"
 
 
+def test_log_sum_exp_makes_one_array_of_the_input_size():
+    """log sum exp(x) (cross-entropy's forward, the logits' size: W2's peak) takes exp
+    in place in the array of x - m: one array of x's size, not x - m and exp beside it."""
+    from minigrad.ops.reductions import logsumexp_array
+    x = np.random.default_rng(0).standard_normal((512, 1000)).astype(np.float32)
+    peak = _peak_in_arrays(lambda: logsumexp_array(x, (1,)), x)
+    assert peak < 1.1, f"{peak:.2f} arrays of x's size"
+
+
 def _saved_bytes(call, *leave_out):
     """The bytes the arrays ``call`` saved keep alive: a view keeps its whole base, so
     each base is counted once; arrays in ``leave_out`` (the weights) are not counted."""

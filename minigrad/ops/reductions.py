@@ -152,7 +152,10 @@ def logsumexp_array(x, axes):
     """
     xp = get_array_module(x)
     m = stable_shift(x, axes)                         # (..., 1, ...)
-    s = xp.exp(x - m).sum(axis=axes, keepdims=True)
+    e = xp.empty_like(x)                              # exp(x - m) in place: one array of x's size
+    xp.subtract(x, m, out=e)
+    xp.exp(e, out=e)
+    s = e.sum(axis=axes, keepdims=True)
     with _ignore_log_of_zero(xp):
         return m + xp.log(s)
 
