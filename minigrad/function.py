@@ -200,6 +200,9 @@ def uniform_tensors(values):
     if not isinstance(first, Tensor):
         return False
     array_type, dtype = type(first.data), first.data.dtype
+    if len(values) == 2:                       # most ops: one comparison, no loop
+        x = values[1]
+        return isinstance(x, Tensor) and type(x.data) is array_type and x.data.dtype == dtype
     for x in values[1:]:
         if not isinstance(x, Tensor) or type(x.data) is not array_type or x.data.dtype != dtype:
             return False
