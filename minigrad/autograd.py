@@ -76,7 +76,7 @@ def backward(tensors, grad_tensors, retain_graph=False):
         if gys is not None:
             if len(gys) > 1:                     # a single output's slot is never empty
                 _zeros_for_unused(gys, fn.output_meta)
-            fn.gy_owned = owned
+            fn.gy_owned, fn.retain_saved = owned, retain_graph
             gxs = fn.backward(*gys)
             if not isinstance(gxs, tuple):       # one tuple holds every gradient (``_owned``)
                 gxs = (gxs,)

@@ -87,6 +87,11 @@ class Function:
     # may write its result into it instead of a new array (GELU does). Empty when
     # backward is called by hand: then nothing may be written into.
     gy_owned = ()
+    # Set by the engine before each backward: whether the saved arrays must outlive this
+    # backward (a second walk, retain_graph=True). When not, a backward may let one go as
+    # soon as it has used it (``free_saved``), before it makes its next result. True when
+    # backward is called by hand.
+    retain_saved = True
 
     def __call__(self, *inputs):
         if autocast_inputs is not None:                # mixed precision (minigrad.amp): cast per op
@@ -147,6 +152,12 @@ class Function:
     @property
     def saved(self):
         return self._saved
+
+    def free_saved(self):
+        """Drop the saved arrays now, inside backward, unless they must outlive it
+        (``retain_saved``); the caller drops its own local names of them too."""
+        if not self.retain_saved:
+            self._saved = None
 
     def release(self):
         """Drop the saved arrays and the edges: called by the engine right after this

@@ -284,3 +284,34 @@ def test_gelu_backward_writes_into_a_gradient_the_engine_owns(approximate):
     gy = np.ones(n, np.float32)
     peak = _peak_in_arrays(lambda: y.backward(gy), x.data)
     assert peak < 1.1, f"{peak:.2f} arrays of x's size"
+
+
+@pytest.mark.parametrize("retain_graph", [False, True])
+def test_linear_backward_lets_its_input_go_before_it_makes_the_input_gradient(retain_graph, monkeypatch):
+    """Linear's backward reads its saved input x for dL/dW and lets it go before it makes
+    dL/dx (N, in), so the two are never held at once (BERT's and GPT's peak: x is the
+    feed-forward's GELU output); with retain_graph=True it keeps x for the second walk."""
+    from minigrad.ops import nn_linear
+    rng = np.random.default_rng(0)
+    x0 = mg.Tensor(rng.standard_normal((64, 32)), requires_grad=True)
+    weight = mg.Tensor(rng.standard_normal((8, 32)), requires_grad=True)
+    h = x0 * 2.0                                   # an intermediate only Linear keeps
+    alive = weakref.ref(h.data)
+    y = mg.nn.functional.linear(h, weight)
+    del h
+    seen = []
+    real = nn_linear.matmul_arrays
+
+    def spy(a, b):
+        seen.append(alive() is not None)
+        return real(a, b)
+    monkeypatch.setattr(nn_linear, "matmul_arrays", spy)
+    gy = rng.standard_normal((64, 8))
+    y.backward(gy, retain_graph=retain_graph)
+    assert seen == [True, retain_graph]            # dL/dW reads x; gone when dL/dx is made
+    first = (x0.grad.copy(), weight.grad.copy())
+    if retain_graph:
+        x0.grad = weight.grad = None
+        y.backward(gy)
+        np.testing.assert_array_equal(x0.grad, first[0])
+        np.testing.assert_array_equal(weight.grad, first[1])

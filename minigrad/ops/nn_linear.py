@@ -50,10 +50,15 @@ class Linear(Function):
         # the products to NumPy's non-BLAS loop: make it contiguous once.
         gy2 = xp.ascontiguousarray(gy.reshape(x2.shape[0], weight.shape[0]))   # (N, out)
         need_x, need_w = self.needs_input_grad[:2]
-        # dL/dx = gy W
-        gx = matmul_arrays(gy2, weight).reshape(*self.lead, weight.shape[1]) if need_x else None  # (..., in)
         # dL/dW = gy^T x
         gw = matmul_arrays(gy2.T, x2) if need_w else None               # (out, in)
+        # x is read no more: let it go before dL/dx is made, so that the two are never
+        # held at once (the engine allows it when no second walk needs x; in BERT's and
+        # GPT's steps the peak is here, x being the feed-forward's (N, 4D) GELU output)
+        self.free_saved()
+        del x2
+        # dL/dx = gy W
+        gx = matmul_arrays(gy2, weight).reshape(*self.lead, weight.shape[1]) if need_x else None  # (..., in)
         if not self.has_bias:
             return gx, gw
         # dL/db = sum over the N rows of gy
