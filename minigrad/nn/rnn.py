@@ -75,6 +75,9 @@ class _RNNBase(Module):
     num_gates = None          # 3 for the GRU, 4 for the LSTM
     state_names = None        # ("hx",) for the GRU, ("h_0", "c_0") for the LSTM
     fused_sequence = True     # False: the per-step loop (the reference)
+    # Whether b_hh is added to the pre-activations as it is (LSTM), so that the fused
+    # path may add it with b_ih; not in a GRU, where b_hn sits inside r (.) (W_hn h + b_hn)
+    hidden_bias_adds = False
 
     def __init__(self, input_size, hidden_size, num_layers=1, bias=True, batch_first=True,
                  dropout=0.0, bidirectional=False):
@@ -167,6 +170,10 @@ class _RNNBase(Module):
         """One layer in one direction: x (T, B, I_layer) -> outputs (T, B, H) and the
         final state tuple, each (B, H). ``mask``: the (T, B, 1) boolean Tensor or None."""
         weight_ih, weight_hh, bias_ih, bias_hh = weights
+        if self.fused_sequence and self.hidden_bias_adds and bias_ih is not None:
+            # a = x W_ih^T + b_ih + h W_hh^T + b_hh: b_hh joins b_ih in the one product for
+            # all steps, not an addition at each step (and both gradients are one sum)
+            bias_ih, bias_hh = bias_ih + bias_hh, None
         x_proj = linear(x, weight_ih, bias_ih)            # (T, B, G*H): one product for all steps
         if self.fused_sequence:
             return self._sequence(x_proj, state, weight_hh, bias_hh,
@@ -321,6 +328,7 @@ class LSTM(_RNNBase):
 
     num_gates = 4
     state_names = ("h_0", "c_0")
+    hidden_bias_adds = True
 
     def _step(self, x_proj, state, weight_hh, bias_hh):
         h, c = state
