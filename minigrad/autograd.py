@@ -36,7 +36,7 @@ a 10,000-step RNN unroll needs no raised recursion limit.
 import sys
 
 from minigrad.backend import asarray, backend_of, is_array
-from minigrad.function import Function, _Edge
+from minigrad.function import Function, _Edge, enable_grad
 
 __all__ = ["backward"]
 
@@ -226,7 +226,8 @@ def _calibrate():
     import numpy
     from minigrad.tensor import Tensor
     leaves = [Tensor(numpy.zeros(2), requires_grad=True) for _ in range(3)]
-    y = _OwnershipProbe()(*leaves)
+    with enable_grad():                          # the first backward may run inside no_grad()
+        y = _OwnershipProbe()(*leaves)
     _counts, _probe_counts = False, []           # the probe's walk: record, never own
     try:
         backward([y], [numpy.ones(2)])

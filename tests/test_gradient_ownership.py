@@ -164,3 +164,16 @@ def test_the_engine_owns_gradients_on_numpy():
     x = mg.Tensor(X0.copy(), requires_grad=True)
     (x * 2.0).sum().backward()
     assert autograd._counts
+
+
+def test_the_first_backward_of_a_process_may_run_inside_no_grad(monkeypatch):
+    """backward() inside no_grad() works, as in PyTorch (no_grad stops recording, not
+    the walk): the probe walk of the first backward still measures the counts."""
+    monkeypatch.setattr(autograd, "_counts", None)               # as in a fresh process
+    x = mg.Tensor(X0.copy(), requires_grad=True)
+    y = (x * 2.0).sum()
+    with mg.no_grad():
+        y.backward()
+    np.testing.assert_array_equal(x.grad, 2.0 * np.ones(3))
+    assert autograd._counts
+
