@@ -77,7 +77,10 @@ def backward(tensors, grad_tensors, retain_graph=False):
             if len(gys) > 1:                     # a single output's slot is never empty
                 _zeros_for_unused(gys, fn.output_meta)
             fn.gy_owned, fn.retain_saved = owned, retain_graph
-            gxs = fn.backward(*gys)
+            try:
+                gxs = fn.backward(*gys)
+            finally:                             # for this call only: by hand, as the defaults say
+                fn.gy_owned, fn.retain_saved = (), True
             if not isinstance(gxs, tuple):       # one tuple holds every gradient (``_owned``)
                 gxs = (gxs,)
             # Drop this call's gradients before passing its own on: one that backward

@@ -177,3 +177,16 @@ def test_the_first_backward_of_a_process_may_run_inside_no_grad(monkeypatch):
     np.testing.assert_array_equal(x.grad, 2.0 * np.ones(3))
     assert autograd._counts
 
+
+@pytest.mark.parametrize("approximate", ["none", "tanh"])
+def test_a_backward_called_by_hand_after_a_walk_writes_into_no_caller_array(approximate):
+    """The engine's word that it owns a gy holds for its own call of backward only: a
+    call by hand afterwards (the graph retained) must not write into the caller's gy."""
+    x = mg.Tensor(X0.copy(), requires_grad=True)
+    h = mg.gelu(x, approximate=approximate)
+    (h * 2.0).sum().backward(retain_graph=True)    # Mul's new gy: GELU may write into it
+    g = G0.copy()
+    gx = h.creator.backward(g)
+    np.testing.assert_array_equal(g, G0)
+    assert not np.shares_memory(gx, g)
+
