@@ -81,8 +81,9 @@ def backward(tensors, grad_tensors, retain_graph=False):
                 gxs = fn.backward(*gys)
             finally:                             # for this call only: by hand, as the defaults say
                 fn.gy_owned, fn.retain_saved = (), True
-            if not isinstance(gxs, tuple):       # one tuple holds every gradient (``_owned``)
-                gxs = (gxs,)
+            # One new tuple holds every gradient (``_owned``): not the one backward handed
+            # back, which it may also keep (its ``self.saved``), a holder no count sees
+            gxs = (*gxs,) if isinstance(gxs, tuple) else (gxs,)
             # Drop this call's gradients before passing its own on: one that backward
             # returned, or a view of it, is then held by the engine alone (``_owned``),
             # and none sits beside the next call's backward, its peak included.

@@ -190,3 +190,25 @@ def test_a_backward_called_by_hand_after_a_walk_writes_into_no_caller_array(appr
     np.testing.assert_array_equal(g, G0)
     assert not np.shares_memory(gx, g)
 
+
+class _ReturnsSaved(mg.Function):
+    """y = 3x whose backward hands back its saved tuple itself (a gradient made in
+    forward, right for a scalar loss's gy of 1): the tuple keeps the array, unseen by
+    the count of references to the array."""
+
+    def forward(self, x):
+        self.save_for_backward(x * 0.0 + 3.0)
+        return x * 3.0
+
+    def backward(self, gy):
+        return self.saved
+
+
+def test_an_array_kept_in_the_tuple_backward_returns_is_not_taken_as_owned():
+    x = mg.Tensor(X0.copy(), requires_grad=True)
+    call = _ReturnsSaved()
+    y = call(x).sum()
+    for step in (1, 2, 3):
+        y.backward(retain_graph=True)
+        np.testing.assert_array_equal(x.grad, 3.0 * step * np.ones(3))
+    np.testing.assert_array_equal(call.saved[0], 3.0 * np.ones(3))    # the op's array untouched
