@@ -212,3 +212,34 @@ def test_an_array_kept_in_the_tuple_backward_returns_is_not_taken_as_owned():
         y.backward(retain_graph=True)
         np.testing.assert_array_equal(x.grad, 3.0 * step * np.ones(3))
     np.testing.assert_array_equal(call.saved[0], 3.0 * np.ones(3))    # the op's array untouched
+
+
+def _over_a_bytearray(g):
+    return np.frombuffer(bytearray(g.tobytes()), dtype=g.dtype)               # (n,): 1-D g
+
+
+def _through_torch(g):
+    torch = pytest.importorskip("torch")
+    return (torch.from_numpy(g.copy()) * 1.0).numpy()
+
+
+class _ForeignMemory(mg.Function):
+    """y = 2x whose backward hands back an array over memory NumPy does not own: its
+    base is a bytearray or a PyTorch tensor, not an array."""
+
+    def __init__(self, make):
+        self.make = make
+
+    def forward(self, x):
+        return x * 2
+
+    def backward(self, gy):
+        return self.make(gy * 2)
+
+
+@pytest.mark.parametrize("make", [_over_a_bytearray, _through_torch])
+def test_a_gradient_over_memory_numpy_does_not_own_is_copied(make):
+    x = mg.Tensor(X0.copy(), requires_grad=True)
+    _ForeignMemory(make)(x).backward(G0.copy())
+    np.testing.assert_array_equal(x.grad, 2 * G0)
+    assert x.grad.base is None or isinstance(x.grad.base, np.ndarray)
