@@ -36,7 +36,7 @@ a 10,000-step RNN unroll needs no raised recursion limit.
 import sys
 
 from minigrad.backend import asarray, backend_of, is_array
-from minigrad.function import Function, _Edge
+from minigrad.function import Function, _Edge, enable_grad
 
 __all__ = ["backward"]
 
@@ -77,9 +77,13 @@ def backward(tensors, grad_tensors, retain_graph=False):
             if len(gys) > 1:                     # a single output's slot is never empty
                 _zeros_for_unused(gys, fn.output_meta)
             fn.gy_owned, fn.retain_saved = owned, retain_graph
-            gxs = fn.backward(*gys)
-            if not isinstance(gxs, tuple):       # one tuple holds every gradient (``_owned``)
-                gxs = (gxs,)
+            try:
+                gxs = fn.backward(*gys)
+            finally:                             # for this call only: by hand, as the defaults say
+                fn.gy_owned, fn.retain_saved = (), True
+            # One new tuple holds every gradient (``_owned``): not the one backward handed
+            # back, which it may also keep (its ``self.saved``), a holder no count sees
+            gxs = (*gxs,) if isinstance(gxs, tuple) else (gxs,)
             # Drop this call's gradients before passing its own on: one that backward
             # returned, or a view of it, is then held by the engine alone (``_owned``),
             # and none sits beside the next call's backward, its peak included.
@@ -188,8 +192,10 @@ def _owned(gx):
     flags = gx.flags
     if not flags.c_contiguous or not getattr(flags, "writeable", True):   # CuPy: always writeable
         return False
-    return base is None or (base is gx.base and base.base is None and base.nbytes == gx.nbytes
-                            and counts[1] <= _counts[1])
+    # a base that is no array of its kind (a bytearray, a PyTorch tensor, a DLPack
+    # capsule) has holders that no count here sees
+    return base is None or (base is gx.base and type(base) is type(gx) and base.base is None
+                            and base.nbytes == gx.nbytes and counts[1] <= _counts[1])
 
 
 def _keeps_own_identity(array):
@@ -226,7 +232,8 @@ def _calibrate():
     import numpy
     from minigrad.tensor import Tensor
     leaves = [Tensor(numpy.zeros(2), requires_grad=True) for _ in range(3)]
-    y = _OwnershipProbe()(*leaves)
+    with enable_grad():                          # the first backward may run inside no_grad()
+        y = _OwnershipProbe()(*leaves)
     _counts, _probe_counts = False, []           # the probe's walk: record, never own
     try:
         backward([y], [numpy.ones(2)])

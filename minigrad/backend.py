@@ -261,6 +261,9 @@ def _numpy_scatter_add(a, index, values, block=131072):
     if index.min() < -V or index.max() >= V:
         numpy.add.at(a, index, values)               # raises add.at's IndexError
         return
+    # the flat index v D + j in the platform's integer: a narrow index (int8, int16)
+    # would wrap around
+    index = index.astype(numpy.intp, copy=False)
     columns = numpy.arange(D)                        # (D,)
     flat_a = a.reshape(-1)                           # (V D,), a view: a is contiguous
     step = max(1, block // max(D, 1))                # rows per block

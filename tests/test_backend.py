@@ -296,3 +296,16 @@ def test_numpy_scatter_add_takes_other_indices_as_add_at_does():
 
 def test_the_numpy_backend_scatters_with_the_fast_path():
     assert backend.backend_by_name("numpy")._scatter_add is backend._numpy_scatter_add
+
+
+@pytest.mark.parametrize("dtype", ["int8", "int16", "int32", "int64"])
+def test_numpy_scatter_add_of_narrow_indices_is_add_at(dtype):
+    """An index of a narrow integer type (int8, int16: embedding accepts any integers):
+    the flat element index v D + j exceeds its range and must not wrap around."""
+    V, D = 120, 300                                  # V D = 36,000 > int16's 32,767
+    index = np.array([0, 5, 119, 119, -1, 100], dtype=dtype)
+    values = np.arange(6 * D, dtype=np.float64).reshape(6, D)
+    expected, got = np.zeros((V, D)), np.zeros((V, D))
+    np.add.at(expected, index, values)
+    backend._numpy_scatter_add(got, index, values)
+    np.testing.assert_array_equal(got, expected)

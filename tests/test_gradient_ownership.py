@@ -164,3 +164,82 @@ def test_the_engine_owns_gradients_on_numpy():
     x = mg.Tensor(X0.copy(), requires_grad=True)
     (x * 2.0).sum().backward()
     assert autograd._counts
+
+
+def test_the_first_backward_of_a_process_may_run_inside_no_grad(monkeypatch):
+    """backward() inside no_grad() works, as in PyTorch (no_grad stops recording, not
+    the walk): the probe walk of the first backward still measures the counts."""
+    monkeypatch.setattr(autograd, "_counts", None)               # as in a fresh process
+    x = mg.Tensor(X0.copy(), requires_grad=True)
+    y = (x * 2.0).sum()
+    with mg.no_grad():
+        y.backward()
+    np.testing.assert_array_equal(x.grad, 2.0 * np.ones(3))
+    assert autograd._counts
+
+
+@pytest.mark.parametrize("approximate", ["none", "tanh"])
+def test_a_backward_called_by_hand_after_a_walk_writes_into_no_caller_array(approximate):
+    """The engine's word that it owns a gy holds for its own call of backward only: a
+    call by hand afterwards (the graph retained) must not write into the caller's gy."""
+    x = mg.Tensor(X0.copy(), requires_grad=True)
+    h = mg.gelu(x, approximate=approximate)
+    (h * 2.0).sum().backward(retain_graph=True)    # Mul's new gy: GELU may write into it
+    g = G0.copy()
+    gx = h.creator.backward(g)
+    np.testing.assert_array_equal(g, G0)
+    assert not np.shares_memory(gx, g)
+
+
+class _ReturnsSaved(mg.Function):
+    """y = 3x whose backward hands back its saved tuple itself (a gradient made in
+    forward, right for a scalar loss's gy of 1): the tuple keeps the array, unseen by
+    the count of references to the array."""
+
+    def forward(self, x):
+        self.save_for_backward(x * 0.0 + 3.0)
+        return x * 3.0
+
+    def backward(self, gy):
+        return self.saved
+
+
+def test_an_array_kept_in_the_tuple_backward_returns_is_not_taken_as_owned():
+    x = mg.Tensor(X0.copy(), requires_grad=True)
+    call = _ReturnsSaved()
+    y = call(x).sum()
+    for step in (1, 2, 3):
+        y.backward(retain_graph=True)
+        np.testing.assert_array_equal(x.grad, 3.0 * step * np.ones(3))
+    np.testing.assert_array_equal(call.saved[0], 3.0 * np.ones(3))    # the op's array untouched
+
+
+def _over_a_bytearray(g):
+    return np.frombuffer(bytearray(g.tobytes()), dtype=g.dtype)               # (n,): 1-D g
+
+
+def _through_torch(g):
+    torch = pytest.importorskip("torch")
+    return (torch.from_numpy(g.copy()) * 1.0).numpy()
+
+
+class _ForeignMemory(mg.Function):
+    """y = 2x whose backward hands back an array over memory NumPy does not own: its
+    base is a bytearray or a PyTorch tensor, not an array."""
+
+    def __init__(self, make):
+        self.make = make
+
+    def forward(self, x):
+        return x * 2
+
+    def backward(self, gy):
+        return self.make(gy * 2)
+
+
+@pytest.mark.parametrize("make", [_over_a_bytearray, _through_torch])
+def test_a_gradient_over_memory_numpy_does_not_own_is_copied(make):
+    x = mg.Tensor(X0.copy(), requires_grad=True)
+    _ForeignMemory(make)(x).backward(G0.copy())
+    np.testing.assert_array_equal(x.grad, 2 * G0)
+    assert x.grad.base is None or isinstance(x.grad.base, np.ndarray)
