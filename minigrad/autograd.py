@@ -34,6 +34,7 @@ The order is found with an explicit stack, not recursion, so a graph as deep as
 a 10,000-step RNN unroll needs no raised recursion limit.
 """
 import sys
+import threading
 
 from minigrad.backend import asarray, backend_of, is_array
 from minigrad.function import Function, _Edge, enable_grad
@@ -175,6 +176,7 @@ def _accumulate_leaf(tensor, grad, owned):
 # None before ``_calibrate``, False where the counts mean nothing (nothing owned then).
 _counts = None
 _probe_counts = None                             # a list while _calibrate records
+_probe_thread = None                             # the thread that records (others own nothing)
 _keeps_identity = {}                             # array type -> asarray(a) is a
 
 
@@ -184,8 +186,8 @@ def _owned(gx):
     where it is a view of a whole buffer), and it is C-contiguous and writeable."""
     base = gx.base
     counts = (sys.getrefcount(gx), None if base is None else sys.getrefcount(base))
-    if _probe_counts is not None:                # _calibrate: record, keep nothing
-        _probe_counts.append(counts)
+    if _probe_counts is not None and threading.get_ident() == _probe_thread:
+        _probe_counts.append(counts)             # _calibrate's walk: record, keep nothing
         return False
     if not _counts or counts[0] > _counts[0] or not _keeps_own_identity(gx):
         return False
@@ -228,13 +230,15 @@ def _calibrate():
     walk of a probe graph through the same functions. The array the probe also keeps
     must count exactly one more; where it does not, the counts say nothing reliable,
     and every first gradient is copied, as before."""
-    global _counts, _probe_counts
+    global _counts, _probe_counts, _probe_thread
     import numpy
     from minigrad.tensor import Tensor
     leaves = [Tensor(numpy.zeros(2), requires_grad=True) for _ in range(3)]
     with enable_grad():                          # the first backward may run inside no_grad()
         y = _OwnershipProbe()(*leaves)
-    _counts, _probe_counts = False, []           # the probe's walk: record, never own
+    # The probe's walk: this thread records, and no backward owns anything meanwhile
+    # (another thread's walk sees _counts False, and copies)
+    _counts, _probe_counts, _probe_thread = False, [], threading.get_ident()
     try:
         backward([y], [numpy.ones(2)])
         (new, _), (view, view_base), (kept, _) = _probe_counts

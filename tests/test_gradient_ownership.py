@@ -243,3 +243,31 @@ def test_a_gradient_over_memory_numpy_does_not_own_is_copied(make):
     _ForeignMemory(make)(x).backward(G0.copy())
     np.testing.assert_array_equal(x.grad, 2 * G0)
     assert x.grad.base is None or isinstance(x.grad.base, np.ndarray)
+
+
+def test_another_thread_walking_while_the_first_backward_measures_the_counts(monkeypatch):
+    """The first backward measures the counts on a probe walk; a backward that another
+    thread runs meanwhile neither spoils the measurement nor owns anything (it copies)."""
+    import threading
+
+    monkeypatch.setattr(autograd, "_counts", None)               # as in a fresh process
+    other = {}
+
+    def walk_in_another_thread():
+        a = mg.Tensor(X0.copy(), requires_grad=True)
+        (a * 3.0).sum().backward()
+        other["grad"] = a.grad
+
+    probe_backward = autograd._OwnershipProbe.backward
+
+    def probe_backward_with_a_neighbour(self, gy):
+        thread = threading.Thread(target=walk_in_another_thread)
+        thread.start()
+        thread.join()                                            # it runs inside the probe's walk
+        return probe_backward(self, gy)
+    monkeypatch.setattr(autograd._OwnershipProbe, "backward", probe_backward_with_a_neighbour)
+    x = mg.Tensor(X0.copy(), requires_grad=True)
+    (x * 2.0).sum().backward()
+    np.testing.assert_array_equal(x.grad, 2.0 * np.ones(3))
+    np.testing.assert_array_equal(other["grad"], 3.0 * np.ones(3))
+    assert autograd._counts                                      # measured, not switched off
