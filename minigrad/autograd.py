@@ -196,8 +196,8 @@ def _owned(gx):
         return False
     # a base that is no array of its kind (a bytearray, a PyTorch tensor, a DLPack
     # capsule) has holders that no count here sees
-    return base is None or (base is gx.base and type(base) is type(gx) and base.base is None
-                            and base.nbytes == gx.nbytes and counts[1] <= _counts[1])
+    return base is None or (type(base) is type(gx) and base.base is None and base.nbytes == gx.nbytes
+                            and counts[1] <= _counts[1])
 
 
 def _keeps_own_identity(array):

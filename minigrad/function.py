@@ -244,4 +244,3 @@ def _check_float_dtypes(inputs, op_name):
             f"{op_name}: expected inputs of one float dtype, got {names}; "
             "convert one with .astype(...) (minigrad never up- or downcasts silently)"
         )
-

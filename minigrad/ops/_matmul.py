@@ -17,9 +17,14 @@ from minigrad.backend import backend_of
 __all__ = ["matmul_arrays", "matmul_into"]
 
 
+def _float16_on_host(a):
+    """Whether ``a`` is float16 on a backend without half-precision BLAS (the host)."""
+    return a.dtype.itemsize == 2 and a.dtype.kind == "f" and backend_of(a).name != "cupy"
+
+
 def matmul_arrays(a, b):
     """a @ b; float16 on the host through float32 BLAS (see the module docstring)."""
-    if a.dtype.itemsize == 2 and a.dtype.kind == "f" and backend_of(a).name != "cupy":
+    if _float16_on_host(a):
         return (a.astype("float32") @ b.astype("float32")).astype("float16")
     return a @ b
 
@@ -27,7 +32,7 @@ def matmul_arrays(a, b):
 def matmul_into(out, a, b):
     """out[...] = a @ b, written into ``out`` (a block of a larger array, or a strided
     view of one); float16 on the host through float32 BLAS, rounded once on the way in."""
-    if a.dtype.itemsize == 2 and a.dtype.kind == "f" and backend_of(a).name != "cupy":
+    if _float16_on_host(a):
         out[...] = a.astype("float32") @ b.astype("float32")
     else:
         backend_of(a).xp.matmul(a, b, out=out)

@@ -146,8 +146,9 @@ def transposed_copy(a):
     row written is 64 bytes, one cache line: 0.8 ms. On a backend without a
     ``cache_block`` (a GPU) one whole copy is one kernel, and that is what it does.
     """
-    xp = backend_of(a).xp
-    if backend_of(a).cache_block is None:
+    backend = backend_of(a)
+    xp = backend.xp
+    if backend.cache_block is None:
         return xp.ascontiguousarray(a.T)
     rows, columns = a.shape
     a_T = xp.empty((columns, rows), dtype=a.dtype)                          # (columns, rows)
